@@ -1,0 +1,38 @@
+# BlitzMask Deploy: two commands do everything on a fresh machine — `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+
+.PHONY: install test test-fast lint bench demo apk clean
+
+install: $(STAMP)
+
+# torch is pinned in the same pip command as everything that depends on it (else pip pulls a CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0 -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+demo: install
+	$(BIN)/blitzmask demo --out $(DEMO_OUT)
+
+apk:
+	bash android_bench/build_apk.sh
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,40 @@
+"""`python -m benchmarks [NAME ...]`: run every benchmark (or the named ones), print a table and save JSON."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import sys
+import time
+from pathlib import Path
+
+import benchmarks
+
+OUT = Path("runs/bench/results.json")
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_"))
+    wanted = [n if n.startswith("bench_") else f"bench_{n}" for n in argv] or names
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        print(f"error: unknown benchmark {', '.join(unknown)} (have {', '.join(names)})", file=sys.stderr)
+        return 2
+    results: dict[str, dict] = {}
+    for name in wanted:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        results[name] = importlib.import_module(f"benchmarks.{name}").run()
+        results[name]["bench_wall_s"] = round(time.perf_counter() - t0, 2)
+        for key, value in results[name].items():
+            print(f"  {key:<40} {value}", file=sys.stderr)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(f"saved {OUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

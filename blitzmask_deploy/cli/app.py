@@ -1,0 +1,53 @@
+"""Entry point of `blitzmask`: builds the typer app from the command modules and maps errors to exit codes.
+
+Command modules import only typer at module level; heavy libraries (torch, litert) are imported inside the
+command bodies so that `blitzmask --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from blitzmask_deploy.cli import bench, data, demo, evaluate, export, models, predict, report, train, validate
+from blitzmask_deploy.errors import BadInput, CheckFailed
+
+app = typer.Typer(
+    name="blitzmask",
+    help="BlitzMask Deploy: train, export (TFLite fp32/fp16/int8, ONNX), validate and benchmark on phones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for _module in (data, models, train, predict, evaluate, export, validate, bench, report, demo):
+    _module.register(app)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    """BlitzMask Deploy: train, export (TFLite fp32/fp16/int8, ONNX), validate and benchmark on phones."""
+    if version:
+        from blitzmask_deploy import __version__
+
+        print(__version__)
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Run the CLI: BadInput → exit 2, CheckFailed → exit 1, each with one line on stderr."""
+    try:
+        app()
+    except BadInput as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except CheckFailed as err:
+        print(f"check failed: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

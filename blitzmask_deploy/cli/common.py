@@ -1,0 +1,50 @@
+"""Helpers shared by CLI modules: JSON output, paths that must exist, comma lists."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from blitzmask_deploy.errors import BadInput
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON object on stdout (logs and progress go to stderr)."""
+    sys.stdout.write(json.dumps(obj, indent=None, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def info(message: str) -> None:
+    """A human-readable line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def existing_path(path: Path, what: str = "path") -> Path:
+    """Return `path` if it exists, else raise BadInput naming it."""
+    if not path.exists():
+        raise BadInput(f"{what} not found: {path}")
+    return path
+
+
+def split_csv(value: str | None, allowed: set[str] | None = None, what: str = "value") -> list[str]:
+    """Parse 'a,b,c' into a list, checking each item against `allowed` when given."""
+    if value is None:
+        return []
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if allowed is not None:
+        unknown = [v for v in items if v not in allowed]
+        if unknown:
+            raise BadInput(f"unknown {what} {', '.join(unknown)} (choose from {', '.join(sorted(allowed))})")
+    return items

@@ -1,0 +1,9 @@
+"""`blitzmask predict`: overlays and COCO results for images (issue: model)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app` (not built yet)."""

@@ -1,0 +1,48 @@
+"""The CLI's global behaviour: help, version, usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import blitzmask_deploy
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_commands_and_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from blitzmask_deploy.cli.app import app\n"
+        "from typer.testing import CliRunner\n"
+        "r = CliRunner().invoke(app, ['--help'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(r.output)\n"
+        "print('TORCH_LOADED' if 'torch' in sys.modules else 'TORCH_ABSENT')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "validate" in out.stdout
+    assert "TORCH_ABSENT" in out.stdout
+
+
+def test_version() -> None:
+    r = run_cli("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == blitzmask_deploy.__version__
+
+
+def test_unknown_command_is_usage_error() -> None:
+    r = run_cli("no-such-command")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_path_is_one_line_exit_2(tmp_path) -> None:
+    r = run_cli("validate", str(tmp_path / "missing.pt"), "--data", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: model not found: {tmp_path / 'missing.pt'}"]
