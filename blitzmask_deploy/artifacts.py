@@ -34,6 +34,7 @@ class TensorSpec(_Strict):
     """One input or output tensor of an exported file."""
 
     name: str
+    tensor: str | None = None  # the tensor's own name inside the file, when it differs from `name` (the head)
     shape: list[int]
     dtype: Literal["float32", "float16", "int8", "uint8", "int32", "int64"]
     layout: Literal["NHWC", "NCHW"] = "NHWC"

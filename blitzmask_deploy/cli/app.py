@@ -10,7 +10,19 @@ import sys
 
 import typer
 
-from blitzmask_deploy.cli import bench, data, demo, evaluate, export, models, predict, report, train, validate
+from blitzmask_deploy.cli import (
+    bench,
+    coverage,
+    data,
+    demo,
+    evaluate,
+    export,
+    models,
+    predict,
+    report,
+    train,
+    validate,
+)
 from blitzmask_deploy.errors import BadInput, CheckFailed
 
 app = typer.Typer(
@@ -21,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (data, models, train, predict, evaluate, export, validate, bench, report, demo):
+for _module in (data, models, train, predict, evaluate, export, coverage, validate, bench, report, demo):
     _module.register(app)
 
 

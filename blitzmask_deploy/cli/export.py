@@ -1,9 +1,43 @@
-"""`blitzmask export` and `blitzmask coverage` (issue: export)."""
+"""`blitzmask export CKPT --out DIR`: TFLite fp32/fp16/int8 and ONNX files plus manifest.json."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from blitzmask_deploy.cli.common import emit_json, existing_path, info, split_csv
+
+_FORMATS = ("fp32", "fp16", "int8", "onnx")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app` (not built yet)."""
+    """Add `export` to `app`."""
+    app.command("export")(export_cmd)
+
+
+def export_cmd(
+    ckpt: Path = typer.Argument(..., help="Checkpoint (.pt) from `blitzmask train`."),
+    out: Path = typer.Option(..., "--out", help="Export directory (created; files are overwritten)."),
+    formats: str = typer.Option(",".join(_FORMATS), "--formats", help="Comma list of fp32, fp16, int8, onnx."),
+    calib: Path | None = typer.Option(
+        None, "--calib", help="Calibration images for int8: a COCO dataset dir (uses images/train) or image folder."
+    ),
+    calib_images: int = typer.Option(128, "--calib-images", help="Number of calibration images for int8."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as one JSON object on stdout."),
+) -> None:
+    """Export a checkpoint to TFLite (fp32, fp16, full-int8) and ONNX, with a manifest of every file."""
+    existing_path(ckpt, "checkpoint")
+    chosen = split_csv(formats, set(_FORMATS), "format")
+    if calib is not None:
+        existing_path(calib, "calibration data")
+    from blitzmask_deploy.export.pipeline import export_checkpoint
+
+    manifest = export_checkpoint(ckpt, out, formats=chosen, calib=calib, calib_images=calib_images)
+    if as_json:
+        emit_json(manifest.model_dump())
+        return
+    for f in manifest.files:
+        io = ", ".join(f"{t.name} {t.dtype}{t.shape}" for t in f.outputs)
+        info(f"{f.name:<12} {f.file:<18} {f.bytes / 1e6:7.2f} MB  {f.inputs[0].dtype}{f.inputs[0].shape} -> {io}")
+    print(out / "manifest.json")

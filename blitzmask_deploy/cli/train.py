@@ -1,9 +1,57 @@
-"""`blitzmask train`: train a variant from scratch (issue: model)."""
+"""`blitzmask train`: train a variant from scratch (EMA, warm-up + cosine, AMP on CUDA, torchrun DDP, resume)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from blitzmask_deploy.cli.common import emit_json, existing_path
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app` (not built yet)."""
+    """Add `train` to `app`."""
+    app.command("train")(train_cmd)
+
+
+def train_cmd(
+    data: Path = typer.Option(..., "--data", help="COCO dataset directory (train and val splits)."),
+    model: str = typer.Option(..., "--model", help="Variant, e.g. blitzmask-tiny (see `blitzmask models`)."),
+    out: Path = typer.Option(..., "--out", help="Run directory: last.pt, best.pt, metrics.json."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Train for this many epochs."),
+    minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes (schedule by time)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Global batch size (split across torchrun ranks)."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd."),
+    input_size: int = typer.Option(320, "--input-size", help="Square training/eval input size (multiple of 32)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),
+    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
+    seed: int = typer.Option(0, "--seed", help="Seed of init, shuffling and augmentation."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
+) -> None:
+    """Train VARIANT on DIR; val mask AP of the EMA model goes to OUT/metrics.json."""
+    existing_path(data, "dataset")
+    from blitzmask_deploy.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=data,
+        model=model,
+        out=out,
+        epochs=epochs,
+        minutes=minutes,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        input_size=input_size,
+        resume=resume,
+        workers=workers,
+        seed=seed,
+    )
+    metrics = train(cfg)
+    if not metrics:  # a non-zero torchrun rank
+        return
+    if as_json:
+        emit_json(metrics)
+    else:
+        keys = ("mask_ap", "mask_ap50", "box_ap", "epochs", "steps", "minutes", "images_per_s")
+        print("  ".join(f"{k}={metrics.get(k)}" for k in keys))

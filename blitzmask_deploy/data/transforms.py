@@ -2,6 +2,8 @@
 
 Images are uint8 HWC RGB. The letterbox scales the longest side to `size`, places the image at the
 top-left corner and pads the rest with a constant grey, so undoing it is a crop and a resize.
+`letterbox_sample` and `train_transform` apply the same geometry to an image and its ground truth
+(masks resampled nearest-neighbour, boxes recomputed as the tight boxes of the moved masks).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from blitzmask_deploy.data.coco import GroundTruth, masks_to_boxes
 
 PAD_VALUE = 114
 
@@ -60,3 +64,68 @@ def unletterbox_mask(mask: np.ndarray, info: LetterboxInfo) -> np.ndarray:
 def to_input_tensor(image: np.ndarray) -> np.ndarray:
     """uint8 HWC → float32 HWC in [0, 1]: the model's input convention (no mean/std in the graph)."""
     return image.astype(np.float32) / 255.0
+
+
+def letterbox_sample(image: np.ndarray, gt: GroundTruth, size: int) -> tuple[np.ndarray, GroundTruth, LetterboxInfo]:
+    """Letterbox an image and its ground truth into a `size` square (instances that vanish are dropped)."""
+    out, info = letterbox_image(image, size)
+    return out, _place_gt(gt, size, info.scale, 0, 0, flip=False), info
+
+
+def train_transform(
+    image: np.ndarray,
+    gt: GroundTruth,
+    size: int,
+    rng: np.random.Generator,
+    *,
+    flip: bool = True,
+    scale_range: tuple[float, float] = (0.5, 1.5),
+) -> tuple[np.ndarray, GroundTruth]:
+    """Random horizontal flip and scale jitter around the letterbox scale, then a random crop/placement.
+
+    The image is scaled by `letterbox scale × U(scale_range)`, flipped with probability 0.5 when `flip`, and
+    placed at a random offset in a `size`×`size` canvas (cropped when larger, padded grey when smaller).
+    Masks, boxes and labels follow the same mapping; instances with no pixel left are dropped.
+    """
+    h, w = image.shape[:2]
+    scale = size / max(h, w) * float(rng.uniform(*scale_range))
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    dy = int(rng.integers(min(0, size - new_h), max(0, size - new_h) + 1))
+    dx = int(rng.integers(min(0, size - new_w), max(0, size - new_w) + 1))
+    do_flip = flip and rng.random() < 0.5
+    src = image[:, ::-1] if do_flip else image
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(src)).resize((new_w, new_h), Image.BILINEAR))
+    out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    ty0, tx0 = max(dy, 0), max(dx, 0)
+    ty1, tx1 = min(dy + new_h, size), min(dx + new_w, size)
+    out[ty0:ty1, tx0:tx1] = resized[ty0 - dy : ty1 - dy, tx0 - dx : tx1 - dx]
+    return out, _place_gt(gt, size, scale, dy, dx, flip=do_flip, inner=(new_h, new_w))
+
+
+def _place_gt(
+    gt: GroundTruth,
+    size: int,
+    scale: float,
+    dy: int,
+    dx: int,
+    *,
+    flip: bool,
+    inner: tuple[int, int] | None = None,
+) -> GroundTruth:
+    """Resample masks onto a `size` canvas where source pixel (y, x) lands at (y·scale + dy, x·scale + dx)."""
+    h, w = gt.masks.shape[1:]
+    inner_h, inner_w = inner or (min(size, max(1, round(h * scale))), min(size, max(1, round(w * scale))))
+    ty, tx = np.arange(size) - dy, np.arange(size) - dx
+    sy = np.floor((ty + 0.5) * h / inner_h).astype(np.int64)
+    sx = np.floor((tx + 0.5) * w / inner_w).astype(np.int64)
+    valid_y = (ty >= 0) & (ty < inner_h)
+    valid_x = (tx >= 0) & (tx < inner_w)
+    if flip:
+        sx = w - 1 - sx
+    masks = np.zeros((len(gt), size, size), dtype=bool)
+    if len(gt):
+        rows, cols = np.flatnonzero(valid_y), np.flatnonzero(valid_x)
+        masks[:, rows[:, None], cols[None, :]] = gt.masks[:, sy[rows][:, None], sx[cols][None, :]]
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    masks = masks[keep]
+    return GroundTruth(masks, masks_to_boxes(masks), gt.labels[keep], gt.iscrowd[keep])

@@ -25,13 +25,22 @@ def make_manifest(tmp_path: Path) -> Manifest:
     model.write_bytes(b"TFL3" + bytes(range(64)))
     spec = TensorSpec(name="image", shape=[1, 64, 64, 3], dtype="float32")
     entry = ExportedFile(
-        file="m.tflite", format="tflite", precision="fp32", sha256=sha256_file(model),
-        bytes=model.stat().st_size, inputs=[spec], outputs=[spec.model_copy(update={"name": "heatmap"})],
+        file="m.tflite",
+        format="tflite",
+        precision="fp32",
+        sha256=sha256_file(model),
+        bytes=model.stat().st_size,
+        inputs=[spec],
+        outputs=[spec.model_copy(update={"name": "heatmap"})],
     )
     return Manifest(
-        variant="blitzmask-tiny", input_size=64, categories=[{"id": 1, "name": "a"}],
-        checkpoint=CheckpointRef(path="last.pt", sha256="0" * 64), files=[entry],
-        toolchain={"torch": "x"}, created="2026-11-25T00:00:00Z",
+        variant="blitzmask-tiny",
+        input_size=64,
+        categories=[{"id": 1, "name": "a"}],
+        checkpoint=CheckpointRef(path="last.pt", sha256="0" * 64),
+        files=[entry],
+        toolchain={"torch": "x"},
+        created="2026-11-25T00:00:00Z",
     )
 
 
@@ -53,8 +62,12 @@ def test_sha_mismatch_is_bad_input(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content, message",
-    [("{not json", "not valid JSON"), ("[1]", "expected a JSON object"), ('{"schema_version": 9}', "schema_version"),
-     ('{"schema_version": 1, "variant": "x"}', "invalid manifest at")],
+    [
+        ("{not json", "not valid JSON"),
+        ("[1]", "expected a JSON object"),
+        ('{"schema_version": 9}', "schema_version"),
+        ('{"schema_version": 1, "variant": "x"}', "invalid manifest at"),
+    ],
 )
 def test_malformed_manifest(tmp_path: Path, content: str, message: str) -> None:
     (tmp_path / "manifest.json").write_text(content)

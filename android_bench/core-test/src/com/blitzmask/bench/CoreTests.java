@@ -1,0 +1,580 @@
+package com.blitzmask.bench;
+
+import java.io.File;
+import java.io.IOException;
+import java.lang.reflect.Field;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Host tests of the plain-Java core (no JUnit here): {@code java CoreTests MODE TMPDIR} with MODE core,
+ * runtime-missing (no LiteRT on the class path) or fake-runtime (the fake LiteRT of core-test/fake-litert on it).
+ * Prints "PASS name" / "FAIL name: why" per test and "JSON name <one line>" for the pytest to parse; exit 1 on
+ * any failure.
+ */
+public final class CoreTests {
+    private static int failures;
+    private static int passes;
+    private static File tmp;
+
+    private interface Case {
+        void run() throws Exception;
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 2) {
+            System.err.println("usage: CoreTests core|runtime-missing|fake-runtime TMPDIR");
+            System.exit(2);
+        }
+        tmp = new File(args[1]);
+        Map<String, Case> cases = new LinkedHashMap<String, Case>();
+        if (args[0].equals("core")) {
+            coreCases(cases);
+        } else if (args[0].equals("runtime-missing")) {
+            missingCases(cases);
+        } else if (args[0].equals("fake-runtime")) {
+            fakeCases(cases);
+        } else {
+            System.err.println("unknown mode " + args[0]);
+            System.exit(2);
+        }
+        for (Map.Entry<String, Case> c : cases.entrySet()) {
+            try {
+                c.getValue().run();
+                passes++;
+                System.out.println("PASS " + c.getKey());
+            } catch (Throwable t) {
+                failures++;
+                System.out.println("FAIL " + c.getKey() + ": " + t);
+            }
+        }
+        System.out.println(passes + " passed, " + failures + " failed");
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    // ---- assertions ------------------------------------------------------------------------------------------
+
+    static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new AssertionError(what);
+        }
+    }
+
+    static void eq(Object expected, Object actual, String what) {
+        if (expected == null ? actual != null : !expected.equals(actual)) {
+            throw new AssertionError(what + ": expected <" + expected + "> got <" + actual + ">");
+        }
+    }
+
+    static void near(double expected, double actual, double tol, String what) {
+        if (Math.abs(expected - actual) > tol) {
+            throw new AssertionError(what + ": expected " + expected + " ± " + tol + " got " + actual);
+        }
+    }
+
+    static void raises(Class<? extends Throwable> type, Case c, String what) {
+        try {
+            c.run();
+        } catch (Throwable t) {
+            if (type.isInstance(t)) {
+                return;
+            }
+            throw new AssertionError(what + ": expected " + type.getSimpleName() + " got " + t);
+        }
+        throw new AssertionError(what + ": expected " + type.getSimpleName() + ", nothing thrown");
+    }
+
+    static Map<String, String> extras(String... kv) {
+        Map<String, String> m = new HashMap<String, String>();
+        for (int i = 0; i < kv.length; i += 2) {
+            m.put(kv[i], kv[i + 1]);
+        }
+        return m;
+    }
+
+    static void write(File f, String text) throws IOException {
+        f.getParentFile().mkdirs();
+        Files.write(f.toPath(), text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    static void emit(String name, String json) {
+        System.out.println("JSON " + name + " " + json);
+    }
+
+    // ---- a fake sysfs tree -----------------------------------------------------------------------------------
+
+    static SysFs fakeSys(String name) throws IOException {
+        File root = new File(tmp, name);
+        write(new File(root, "thermal/thermal_zone0/type"), "cpu-0\n");
+        write(new File(root, "thermal/thermal_zone0/temp"), "45000\n");
+        write(new File(root, "thermal/thermal_zone1/type"), "cpu-0\n");
+        write(new File(root, "thermal/thermal_zone1/temp"), "47500\n");
+        write(new File(root, "thermal/thermal_zone10/type"), "battery\n");
+        write(new File(root, "thermal/thermal_zone10/temp"), "30\n");
+        write(new File(root, "thermal/thermal_zone2/type"), "no-temp\n");
+        write(new File(root, "thermal/cooling_device0/type"), "fan\n");
+        write(new File(root, "cpu/cpu0/cpufreq/scaling_cur_freq"), "1800000\n");
+        write(new File(root, "cpu/cpu2/cpufreq/scaling_cur_freq"), "2400000\n");
+        write(new File(root, "cpu/cpu1/online"), "0\n");
+        write(new File(root, "cpu/cpufreq/policy0/scaling_cur_freq"), "1\n");
+        write(new File(root, "gpuclk"), "585000000\n");
+        write(new File(root, "status"), "Name:\tjava\nVmPeak:\t  9000 kB\nVmHWM:\t   4321 kB\nVmRSS:\t 1000 kB\n");
+        return sysAt(root);
+    }
+
+    static SysFs sysAt(File root) {
+        return new SysFs(new File(root, "thermal"), new File(root, "cpu"), new File(root, "gpuclk"),
+                new File(root, "status"));
+    }
+
+    // ---- core ----------------------------------------------------------------------------------------------
+
+    static void coreCases(Map<String, Case> cases) {
+        cases.put("args_defaults", new Case() {
+            public void run() throws Exception {
+                BenchArgs a = BenchArgs.parse(extras("model", "/data/m.tflite", "class", "ignored"));
+                eq("/data/m.tflite", a.model, "model");
+                eq("xnnpack", a.delegate, "delegate");
+                eq(4, a.threads, "threads");
+                eq(10, a.warmup, "warmup");
+                eq(100, a.runs, "runs");
+                eq(null, a.cooldownC, "cooldown");
+                near(0, a.sustainedS, 0, "sustained");
+                near(30, a.targetFps, 0, "fps");
+                eq(null, a.out, "out");
+            }
+        });
+        cases.put("args_full", new Case() {
+            public void run() throws Exception {
+                BenchArgs a = BenchArgs.parse(extras("model", " m.tflite ", "delegate", "GPU", "threads", "2",
+                        "warmup", "0", "runs", "7", "cooldown_c", "41.5", "sustained_s", "3", "target_fps", "15",
+                        "out", "/r/x.json"));
+                eq("m.tflite", a.model, "model trimmed");
+                eq("gpu", a.delegate, "delegate lower-cased");
+                eq(2, a.threads, "threads");
+                eq(0, a.warmup, "warmup");
+                eq(7, a.runs, "runs");
+                near(41.5, a.cooldownC, 0, "cooldown");
+                near(3, a.sustainedS, 0, "sustained");
+                near(15, a.targetFps, 0, "fps");
+                eq("/r/x.json", a.out, "out");
+            }
+        });
+        cases.put("args_errors", new Case() {
+            public void run() throws Exception {
+                String[][] bad = {
+                    {"delegate", "cpu"},
+                    {"model", "  "},
+                    {"model", "m", "delegate", "tpu"},
+                    {"model", "m", "threads", "0"},
+                    {"model", "m", "threads", "four"},
+                    {"model", "m", "runs", "0"},
+                    {"model", "m", "warmup", "-1"},
+                    {"model", "m", "cooldown_c", "hot"},
+                    {"model", "m", "target_fps", "0"},
+                    {"model", "m", "sustained_s", "NaN"},
+                };
+                for (final String[] kv : bad) {
+                    raises(BenchArgs.BadArgs.class, new Case() {
+                        public void run() throws Exception {
+                            BenchArgs.parse(extras(kv));
+                        }
+                    }, Arrays.toString(kv));
+                }
+                try {
+                    BenchArgs.parse(extras("model", "m", "threads", "four"));
+                } catch (BenchArgs.BadArgs e) {
+                    check(e.getMessage().contains("threads") && e.getMessage().contains("four"), e.getMessage());
+                }
+            }
+        });
+        cases.put("stats_nearest_rank", new Case() {
+            public void run() {
+                double[] v = new double[100];
+                for (int i = 0; i < 100; i++) {
+                    v[i] = 100 - i;  // 100 .. 1, unsorted on purpose
+                }
+                Stats s = Stats.of(v);
+                near(50, s.p50, 0, "p50");
+                near(90, s.p90, 0, "p90");
+                near(99, s.p99, 0, "p99");
+                near(50.5, s.mean, 1e-12, "mean");
+                near(Math.sqrt((100.0 * 100 - 1) / 12.0), s.std, 1e-9, "population std");
+                near(1, s.min, 0, "min");
+                near(100, s.max, 0, "max");
+                near(100, v[0], 0, "input not sorted in place");
+                Stats small = Stats.of(new double[] {5, 1, 3});
+                near(3, small.p50, 0, "p50 of 3");
+                near(5, small.p90, 0, "p90 of 3");
+                near(3, small.mean, 0, "mean of 3");
+                Stats one = Stats.of(new double[] {2.5});
+                near(2.5, one.p99, 0, "single");
+                near(0, one.std, 0, "single std");
+                raises(IllegalArgumentException.class, new Case() {
+                    public void run() {
+                        Stats.of(new double[0]);
+                    }
+                }, "empty");
+                raises(IllegalArgumentException.class, new Case() {
+                    public void run() {
+                        Stats.percentile(new double[] {1}, 0);
+                    }
+                }, "p0");
+            }
+        });
+        cases.put("json_writer", new Case() {
+            public void run() {
+                Map<String, Object> m = new LinkedHashMap<String, Object>();
+                m.put("s", "a\"b\\c\nd\te\u0001f/é€");
+                m.put("i", 42);
+                m.put("l", 1234567890123L);
+                m.put("d", 1.25);
+                m.put("tiny", 1e-7);
+                m.put("nan", Double.NaN);
+                m.put("inf", Double.POSITIVE_INFINITY);
+                m.put("t", true);
+                m.put("n", null);
+                m.put("list", Arrays.asList(1, "x", null, Arrays.asList()));
+                m.put("arr", new double[] {0.5, 2});
+                m.put("obj", new LinkedHashMap<String, Object>());
+                String json = Json.write(m);
+                check(!json.contains("\n"), "one line");
+                check(json.startsWith("{\"s\":\"a\\\"b\\\\c\\nd\\te\\u0001f/é€\",\"i\":42,"), json);
+                check(json.contains("\"nan\":null,\"inf\":null"), json);
+                emit("json_writer", json);
+            }
+        });
+        cases.put("result_builder", new Case() {
+            public void run() {
+                ResultBuilder r = new ResultBuilder("m.tflite", "gpu", 4, 10, 3);
+                r.runsMs(new double[] {1.23456, 2.0004, 3});
+                eq(Arrays.asList(1.235, 2.0, 3.0), r.get("runs_ms"), "rounded to µs");
+                r.fail("unsupported_delegate", "no gpu\nhere");
+                eq("no gpu here", r.get("error"), "one line");
+                eq("unsupported_delegate", r.status(), "status");
+                raises(IllegalArgumentException.class, new Case() {
+                    public void run() {
+                        new ResultBuilder("m", "cpu", 1, 1, 1).set("p50", 1.0);
+                    }
+                }, "unknown key");
+                raises(IllegalArgumentException.class, new Case() {
+                    public void run() {
+                        new ResultBuilder("m", "cpu", 1, 1, 1).set("status", "fine");
+                    }
+                }, "bad status");
+                r.sustained(2, 30, 60, 29.5, true, 0.5);
+                emit("result_builder", r.toJson());
+            }
+        });
+        cases.put("sysfs_fake_tree", new Case() {
+            public void run() throws Exception {
+                SysFs s = fakeSys("sys1");
+                Map<String, Double> t = s.thermal();
+                eq(Arrays.asList("cpu-0", "cpu-0@thermal_zone1", "battery"), new ArrayList<String>(t.keySet()),
+                        "zones in numeric order, repeated type suffixed");
+                near(45.0, t.get("cpu-0"), 1e-9, "millidegrees");
+                near(47.5, t.get("cpu-0@thermal_zone1"), 1e-9, "dup");
+                near(30.0, t.get("battery"), 1e-9, "degrees kept");
+                near(47.5, s.hottest(), 1e-9, "hottest");
+                Map<String, Long> c = s.clocks();
+                eq(Arrays.asList("cpu0", "cpu2", "gpu"), new ArrayList<String>(c.keySet()), "clock keys");
+                eq(1800000L, c.get("cpu0"), "cpu0 kHz");
+                eq(585000L, c.get("gpu"), "gpu Hz → kHz");
+                eq(4321L, s.peakMemoryKb(), "VmHWM");
+                SysFs none = sysAt(new File(tmp, "does-not-exist"));
+                check(none.thermal().isEmpty(), "no zones");
+                eq(null, none.hottest(), "no hottest");
+                check(none.clocks().containsKey("gpu") && none.clocks().get("gpu") == null, "gpu null");
+                eq(null, none.peakMemoryKb(), "no status");
+                eq(null, SysFs.celsius("n/a"), "garbage temp");
+            }
+        });
+        cases.put("sysfs_real_proc", new Case() {
+            public void run() {
+                Long kb = new SysFs(null, null, null, new File("/proc/self/status")).peakMemoryKb();
+                check(kb != null && kb > 1000, "VmHWM of this JVM: " + kb);
+            }
+        });
+        cases.put("timer", new Case() {
+            public void run() throws Exception {
+                Timer t = Timer.start();
+                Thread.sleep(20);
+                double lap = t.lapMs();
+                check(lap >= 19 && lap < 2000, "lap " + lap);
+                check(t.elapsedMs() < lap, "lap restarts");
+                long before = System.nanoTime();
+                Timer.sleepUntil(before + 15000000L);
+                check(System.nanoTime() - before >= 15000000L, "sleepUntil");
+                Timer.sleepUntil(before);  // past: returns at once
+            }
+        });
+        cases.put("clock_ratio", new Case() {
+            public void run() {
+                Map<String, Long> base = new HashMap<String, Long>();
+                base.put("cpu0", 1000L);
+                base.put("cpu4", 2000L);
+                base.put("gpu", 500L);
+                Map<String, Long> now = new HashMap<String, Long>(base);
+                now.put("cpu4", 1500L);
+                near(0.75, BenchRunner.clockRatio(base, now, false), 1e-12, "fastest cpu");
+                now.put("gpu", 250L);
+                near(0.5, BenchRunner.clockRatio(base, now, true), 1e-12, "gpu counted with gpu delegate");
+                near(0.75, BenchRunner.clockRatio(base, now, false), 1e-12, "gpu ignored otherwise");
+                eq(null, BenchRunner.clockRatio(new HashMap<String, Long>(), now, false), "nothing readable");
+            }
+        });
+        cases.put("write_result", new Case() {
+            public void run() throws Exception {
+                File f = new File(tmp, "out/deeper/r.json");
+                check(BenchRunner.writeResult(f.getPath(), "{\"a\":1}"), "written");
+                eq("{\"a\":1}\n", new String(Files.readAllBytes(f.toPath()), StandardCharsets.UTF_8), "content");
+                write(new File(tmp, "plainfile"), "x");
+                check(!BenchRunner.writeResult(new File(tmp, "plainfile/r.json").getPath(), "{}"), "parent is a file");
+            }
+        });
+        cases.put("fill_patterns", new Case() {
+            public void run() {
+                ByteBuffer f = ByteBuffer.allocate(12).order(java.nio.ByteOrder.nativeOrder());
+                LiteRt.fill(f, "FLOAT32");
+                near(0, f.getFloat(0), 0, "f0");
+                near(37 / 255f, f.getFloat(4), 1e-7, "f1");
+                ByteBuffer i8 = ByteBuffer.allocate(3);
+                LiteRt.fill(i8, "INT8");
+                eq(-128, (int) i8.get(0), "int8 first");
+                eq(-91, (int) i8.get(1), "int8 second");
+                eq(0, i8.position(), "rewound");
+                ByteBuffer h = ByteBuffer.allocate(4).order(java.nio.ByteOrder.nativeOrder());
+                LiteRt.fill(h, "FLOAT16");
+                eq((short) 0, h.getShort(0), "half 0");
+                eq((short) 0x3c00, LiteRt.halfOf(1f), "half 1.0");
+                eq((short) 0x3800, LiteRt.halfOf(0.5f), "half 0.5");
+                raises(IllegalArgumentException.class, new Case() {
+                    public void run() {
+                        LiteRt.fill(ByteBuffer.allocate(4), "STRING");
+                    }
+                }, "string input");
+            }
+        });
+    }
+
+    // ---- without a runtime ---------------------------------------------------------------------------------
+
+    static BenchRunner runner(SysFs sys, double cooldownMaxS) {
+        Map<String, Object> device = new LinkedHashMap<String, Object>();
+        device.put("fingerprint", "host/test:1/T:user/keys");
+        device.put("model", "host-jvm");
+        return new BenchRunner(sys, CoreTests.class.getClassLoader(), device, null, cooldownMaxS);
+    }
+
+    static void missingCases(Map<String, Case> cases) {
+        cases.put("runtime_missing", new Case() {
+            public void run() throws Exception {
+                File model = new File(tmp, "m.tflite");
+                write(model, "inputs=FLOAT32:1x2;outputs=FLOAT32:1x2");
+                ResultBuilder r = runner(fakeSys("sysm"), 5).run(extras("model", model.getPath(), "delegate", "gpu"));
+                eq("runtime_missing", r.status(), "status");
+                check(((String) r.get("error")).contains("LITERT_AAR"), "error says how to fix: " + r.get("error"));
+                eq(null, r.get("delegate_applied"), "nothing applied");
+                eq(4321L, r.get("peak_memory_kb"), "memory still reported");
+                emit("runtime_missing", r.toJson());
+            }
+        });
+        cases.put("bad_args_result", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = runner(fakeSys("sysb"), 5).run(extras("model", "m", "threads", "many"));
+                eq("error", r.status(), "status");
+                check(((String) r.get("error")).contains("threads"), "names the argument");
+                emit("bad_args", r.toJson());
+            }
+        });
+    }
+
+    // ---- with the fake runtime -------------------------------------------------------------------------------
+
+    static Object fakeStatic(String cls, String field) throws Exception {
+        Field f = Class.forName(cls).getField(field);
+        return f.get(null);
+    }
+
+    static ResultBuilder fakeRun(String sysName, String delegate, String modelText, String... more) throws Exception {
+        File model = new File(tmp, sysName + ".tflite");
+        write(model, modelText);
+        List<String> kv = new ArrayList<String>(Arrays.asList("model", model.getPath(), "delegate", delegate,
+                "threads", "3", "warmup", "2", "runs", "5"));
+        kv.addAll(Arrays.asList(more));
+        return runner(fakeSys(sysName), 10).run(extras(kv.toArray(new String[0])));
+    }
+
+    static final String MODEL = "inputs=FLOAT32:1x8x8x3,INT8:1x4;outputs=FLOAT32:1x10,UINT8:1x3;busy_us=1000";
+
+    static void fakeCases(Map<String, Case> cases) {
+        cases.put("cpu_ok", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("cpu", "cpu", MODEL);
+                eq("ok", r.status(), "status (" + r.get("error") + ")");
+                eq("cpu", r.get("delegate_applied"), "applied");
+                eq(false, r.get("fallback"), "fallback");
+                eq("fake-2.16.1", r.get("runtime_version"), "version");
+                List<?> runs = (List<?>) r.get("runs_ms");
+                eq(5, runs.size(), "every timed run");
+                for (Object v : runs) {
+                    check((Double) v >= 0.9, "a run takes the model's 1 ms: " + v);
+                }
+                check((Double) r.get("init_ms") >= 0, "init");
+                check((Double) r.get("first_inference_ms") >= 0.9, "first");
+                Object opts = fakeStatic("org.tensorflow.lite.Interpreter", "lastOptions");
+                eq(3, opts.getClass().getField("threads").get(opts), "threads passed");
+                eq(false, opts.getClass().getField("xnnpack").get(opts), "XNNPACK off for cpu");
+                check(!((Map<?, ?>) r.get("thermal_before")).isEmpty(), "thermal");
+                // inputs: FLOAT32 pattern(i)/255 (sum of bytes is fixed) and INT8 pattern - 128
+                long sum = (Long) fakeStatic("org.tensorflow.lite.Interpreter", "lastChecksum");
+                ResultBuilder again = fakeRun("cpu2", "cpu", MODEL);
+                eq(sum, fakeStatic("org.tensorflow.lite.Interpreter", "lastChecksum"), "deterministic inputs");
+                check(sum > 0, "inputs filled");
+                eq("ok", again.status(), "again");
+                emit("cpu_ok", r.toJson());
+            }
+        });
+        cases.put("xnnpack_ok", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("xnn", "xnnpack", MODEL);
+                eq("ok", r.status(), "status");
+                eq("xnnpack", r.get("delegate_applied"), "applied");
+                Object opts = fakeStatic("org.tensorflow.lite.Interpreter", "lastOptions");
+                eq(true, opts.getClass().getField("xnnpack").get(opts), "XNNPACK on");
+            }
+        });
+        cases.put("gpu_falls_back", new Case() {
+            public void run() throws Exception {
+                int closedBefore = (Integer) fakeStatic("org.tensorflow.lite.gpu.GpuDelegate", "closed");
+                ResultBuilder r = fakeRun("gpu", "gpu", MODEL);
+                eq("ok", r.status(), "status");
+                eq("cpu", r.get("delegate_applied"), "applied");
+                eq(true, r.get("fallback"), "fallback");
+                eq(5, ((List<?>) r.get("runs_ms")).size(), "still measured on CPU");
+                eq(closedBefore + 1, fakeStatic("org.tensorflow.lite.gpu.GpuDelegate", "closed"), "delegate freed");
+                emit("gpu_fallback", r.toJson());
+            }
+        });
+        cases.put("nnapi_applied", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("nnapi", "nnapi", MODEL);
+                eq("ok", r.status(), "status");
+                eq("nnapi", r.get("delegate_applied"), "applied");
+                eq(false, r.get("fallback"), "no fallback");
+                Object opts = fakeStatic("org.tensorflow.lite.Interpreter", "lastOptions");
+                eq(1, ((List<?>) opts.getClass().getField("delegates").get(opts)).size(), "delegate added");
+            }
+        });
+        cases.put("qnn_unsupported", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("qnn", "qnn", MODEL);
+                eq("unsupported_delegate", r.status(), "status");
+                check(((String) r.get("error")).contains("com.qualcomm.qti.QnnDelegate"), "names the class");
+                eq(0, ((List<?>) r.get("runs_ms")).size(), "nothing measured");
+                emit("qnn_unsupported", r.toJson());
+            }
+        });
+        cases.put("bad_model", new Case() {
+            public void run() throws Exception {
+                int closed = (Integer) fakeStatic("org.tensorflow.lite.Interpreter", "closed");
+                ResultBuilder r = fakeRun("bad", "gpu", "bad model");
+                eq("error", r.status(), "status");
+                check(((String) r.get("error")).contains("Flatbuffer"), "says why: " + r.get("error"));
+                eq(closed, fakeStatic("org.tensorflow.lite.Interpreter", "closed"), "nothing to close");
+                ResultBuilder missing = runner(fakeSys("nofile"), 1).run(
+                        extras("model", new File(tmp, "nope.tflite").getPath(), "delegate", "cpu"));
+                eq("error", missing.status(), "missing model");
+                check(((String) missing.get("error")).contains("model not found"), "missing model message");
+                ResultBuilder str = fakeRun("str", "cpu", "inputs=STRING:1x4;outputs=FLOAT32:1");
+                eq("error", str.status(), "string input");
+                check(((String) str.get("error")).contains("STRING"), "names the dtype");
+            }
+        });
+        cases.put("sustained_steady", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("sus", "cpu", MODEL, "sustained_s", "1", "target_fps", "40");
+                eq("ok", r.status(), "status");
+                Map<?, ?> s = (Map<?, ?>) r.get("sustained");
+                int frames = (Integer) s.get("frames");
+                check(frames >= 30 && frames <= 42, "about 40 frames in 1 s: " + frames);
+                near(40, (Double) s.get("achieved_fps"), 8, "paced at the target");
+                eq(false, s.get("throttled"), "steady clocks");
+                near(1.0, (Double) s.get("clocks_min_ratio"), 1e-12, "ratio");
+                emit("sustained", r.toJson());
+            }
+        });
+        cases.put("sustained_throttled", new Case() {
+            public void run() throws Exception {
+                final File freq = new File(tmp, "thr/cpu/cpu2/cpufreq/scaling_cur_freq");
+                final File freq0 = new File(tmp, "thr/cpu/cpu0/cpufreq/scaling_cur_freq");
+                Thread slow = new Thread(new Runnable() {
+                    public void run() {
+                        try {
+                            Thread.sleep(700);
+                            write(freq, "1200000\n");
+                            write(freq0, "1000000\n");
+                        } catch (Exception e) {
+                            throw new RuntimeException(e);
+                        }
+                    }
+                });
+                File model = new File(tmp, "thr.tflite");
+                write(model, MODEL);
+                SysFs sys = fakeSys("thr");
+                slow.start();
+                ResultBuilder r = runner(sys, 5).run(extras("model", model.getPath(), "delegate", "cpu", "warmup",
+                        "0", "runs", "1", "sustained_s", "2.2", "target_fps", "30"));
+                slow.join();
+                Map<?, ?> s = (Map<?, ?>) r.get("sustained");
+                eq(true, s.get("throttled"), "throttled");
+                near(0.5, (Double) s.get("clocks_min_ratio"), 1e-12, "fastest core 2.4 GHz → 1.2 GHz");
+            }
+        });
+        cases.put("cooldown_waits", new Case() {
+            public void run() throws Exception {
+                final File hot = new File(tmp, "cool/thermal/thermal_zone1/temp");
+                SysFs sys = fakeSys("cool");
+                write(hot, "80000\n");
+                Thread cool = new Thread(new Runnable() {
+                    public void run() {
+                        try {
+                            Thread.sleep(1200);
+                            write(hot, "39000\n");
+                        } catch (Exception e) {
+                            throw new RuntimeException(e);
+                        }
+                    }
+                });
+                File model = new File(tmp, "cool.tflite");
+                write(model, MODEL);
+                long t0 = System.nanoTime();
+                cool.start();
+                ResultBuilder r = runner(sys, 20).run(extras("model", model.getPath(), "delegate", "cpu", "runs",
+                        "1", "cooldown_c", "46"));
+                double waited = (System.nanoTime() - t0) / 1e9;
+                cool.join();
+                eq("ok", r.status(), "status");
+                check(waited >= 1.2 && waited < 10, "waited for the zone to cool: " + waited);
+                near(45.0, ((Map<?, ?>) r.get("thermal_before")).get("cpu-0") == null ? -1
+                        : (Double) ((Map<?, ?>) r.get("thermal_before")).get("cpu-0"), 1e-9, "measured after");
+                near(39.0, (Double) ((Map<?, ?>) r.get("thermal_before")).get("cpu-0@thermal_zone1"), 1e-9,
+                        "cooled zone");
+                long t1 = System.nanoTime();
+                write(hot, "90000\n");
+                ResultBuilder capped = runner(sys, 1).run(extras("model", model.getPath(), "delegate", "cpu", "runs",
+                        "1", "cooldown_c", "46"));
+                double waited2 = (System.nanoTime() - t1) / 1e9;
+                eq("ok", capped.status(), "measures anyway after the limit");
+                check(waited2 >= 1 && waited2 < 5, "capped wait: " + waited2);
+            }
+        });
+    }
+}

@@ -1,0 +1,407 @@
+"""Benchmark devices: Android phones over one or several adb servers (adbutils) and the `local` host.
+
+Both kinds expose the same interface: `serial`, `kind`, `adb_server`, `info()`, `thermal()`, `alive()`,
+`ensure_app(apk)`, `prepare(model, sha256) -> model path on the device` and `run(...) -> protocol result`.
+Every adb call has a timeout and every shell argument is quoted (protocol.quote_command); models are pushed
+to a content-addressed path, so local file names never reach the device shell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import posixpath
+import re
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from blitzmask_deploy.bench import protocol
+from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout, InstrumentationFailed, RuntimeMissing
+from blitzmask_deploy.bench.thermal import CLOCKS_SCRIPT, THERMAL_SCRIPT, parse_clocks_output, parse_thermal_output
+from blitzmask_deploy.errors import BadInput
+
+LOCAL_SERIAL = "local"
+PROPS = {
+    "fingerprint": "ro.build.fingerprint",
+    "model": "ro.product.model",
+    "manufacturer": "ro.product.manufacturer",
+    "soc": "ro.soc.model",
+    "platform": "ro.board.platform",
+    "android": "ro.build.version.release",
+    "sdk": "ro.build.version.sdk",
+    "abi": "ro.product.cpu.abi",
+}
+APK_REMOTE = f"{protocol.REMOTE_ROOT}/blitzmask-bench.apk"
+_GONE = re.compile(r"device .*not found|device (offline|unauthorized|still authorizing)|connection (is )?closed", re.I)
+
+
+def default_adb_server() -> str:
+    """127.0.0.1 with $ANDROID_ADB_SERVER_PORT (default 5037)."""
+    return f"127.0.0.1:{os.environ.get('ANDROID_ADB_SERVER_PORT') or 5037}"
+
+
+def parse_server(address: str) -> tuple[str, int]:
+    """'HOST:PORT' → (host, port); BadInput when malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--adb expects HOST:PORT, got '{address}'")
+    return host, int(port)
+
+
+def server_reachable(address: str, timeout: float = 0.5) -> bool:
+    """Whether an adb server accepts connections at HOST:PORT (never starts one)."""
+    try:
+        with socket.create_connection(parse_server(address), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class DeviceEntry:
+    """One row of `blitzmask devices`."""
+
+    serial: str
+    kind: str
+    state: str
+    model: str | None = None
+    soc: str | None = None
+    android: str | None = None
+    abi: str | None = None
+    adb_server: str | None = None
+
+    def to_json(self) -> dict:
+        """The JSON object of this row."""
+        return asdict(self)
+
+
+def _guarded(serial: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an adbutils function and map its failures onto bench.errors."""
+    from adbutils.errors import AdbError, AdbTimeout
+
+    try:
+        return fn(*args, **kwargs)
+    except (AdbTimeout, TimeoutError) as err:
+        raise DeviceTimeout(f"{serial}: {what} timed out ({err})") from None
+    except (EOFError, ConnectionError) as err:
+        raise DeviceGone(f"{serial}: connection lost during {what} ({type(err).__name__}: {err})") from None
+    except AdbError as err:
+        text = str(err)
+        if _GONE.search(text):
+            raise DeviceGone(f"{serial}: {text}") from None
+        raise DeviceError(f"{serial}: {what} failed: {text}") from None
+    except OSError as err:
+        raise DeviceGone(f"{serial}: {what}: {err}") from None
+
+
+class AndroidDevice:
+    """A phone (or the emulated device) behind an adb server."""
+
+    kind = "adb"
+
+    def __init__(self, adb_device: Any, *, adb_server: str, instrument_timeout: float = 600.0) -> None:
+        self._dev = adb_device
+        self.serial: str = adb_device.serial
+        self.adb_server = adb_server
+        self.instrument_timeout = instrument_timeout
+        self._verified: set[str] = set()
+        self._info: dict | None = None
+
+    @classmethod
+    def connect(cls, serial: str, adb_server: str, *, timeout: float = 60.0, **kwargs: Any) -> AndroidDevice:
+        """Open `serial` on the adb server at HOST:PORT; `timeout` bounds every socket operation."""
+        import adbutils
+
+        host, port = parse_server(adb_server)
+        client = adbutils.AdbClient(host=host, port=port, socket_timeout=timeout)
+        return cls(client.device(serial), adb_server=adb_server, **kwargs)
+
+    def sh(self, command: str, timeout: float = 30.0) -> Any:
+        """Run one (already quoted) shell line with shell v2 → adbutils ShellReturn (returncode, stdout)."""
+        return _guarded(self.serial, command.split(" ", 1)[0], self._dev.shell2, command, timeout=timeout, v2=True)
+
+    def alive(self) -> bool:
+        """Whether the adb server still lists this device as 'device'."""
+        try:
+            return _guarded(self.serial, "get-state", self._dev.get_state) == "device"
+        except DeviceError:
+            return False
+
+    def info(self) -> dict:
+        """The protocol's device record (+ `platform`), read once with getprop."""
+        if self._info is None:
+            script = "; ".join(f"echo {key}=$(getprop {protocol.quote_command([p])})" for key, p in PROPS.items())
+            values = dict(line.partition("=")[::2] for line in self.sh(script).stdout.splitlines() if "=" in line)
+            info = {key: (values.get(key) or "").strip() or None for key in PROPS}
+            info["soc"] = info["soc"] or info.pop("platform")
+            info.pop("platform", None)
+            self._info = info
+        return self._info
+
+    def battery(self) -> dict:
+        """`dumpsys battery` → {"level": %, "temperature_c": °C, "powered": bool} (keys absent when unknown)."""
+        fields = {}
+        for line in self.sh("dumpsys battery").stdout.splitlines():
+            key, _, value = line.strip().partition(":")
+            fields[key.strip().lower()] = value.strip()
+        out: dict[str, Any] = {}
+        if fields.get("level", "").isdigit():
+            out["level"] = int(fields["level"])
+        if fields.get("temperature", "").lstrip("-").isdigit():
+            out["temperature_c"] = int(fields["temperature"]) / 10.0
+        powered = [fields.get(k) for k in ("ac powered", "usb powered", "wireless powered") if k in fields]
+        if powered:
+            out["powered"] = "true" in powered
+        return out
+
+    def thermal(self) -> dict[str, float]:
+        """{zone type: °C} of the device's thermal zones."""
+        return parse_thermal_output(self.sh(THERMAL_SCRIPT).stdout)
+
+    def clocks(self) -> dict[str, int | None]:
+        """{"cpu0": khz, ..., "gpu": khz|None}."""
+        return parse_clocks_output(self.sh(CLOCKS_SCRIPT).stdout)
+
+    def installed_version_code(self) -> int | None:
+        """versionCode of the benchmark app on the device, None when not installed."""
+        out = self.sh(protocol.quote_command(["pm", "list", "packages", "--show-versioncode", protocol.PACKAGE]))
+        for line in out.stdout.splitlines():
+            fields = dict(part.partition(":")[::2] for part in line.split())
+            if fields.get("package") == protocol.PACKAGE and fields.get("versionCode", "").isdigit():
+                return int(fields["versionCode"])
+        return None
+
+    def ensure_app(self, apk: Path | None) -> int:
+        """Install `apk` when the app is missing or older than its sidecar's versionCode → installed versionCode."""
+        installed = self.installed_version_code()
+        if apk is None:
+            if installed is None:
+                raise DeviceError(
+                    f"{self.serial}: benchmark app {protocol.PACKAGE} is not installed; build it with "
+                    "`make apk` and pass --apk android_bench/build/blitzmask-bench.apk"
+                )
+            return installed
+        wanted = apk_version_code(apk)
+        if installed is not None and installed >= wanted:
+            return installed
+        self.sh(protocol.quote_command(["mkdir", "-p", protocol.REMOTE_ROOT]))
+        _guarded(self.serial, "push apk", self._dev.sync.push, Path(apk), APK_REMOTE, 0o644)
+        ret = self.sh(protocol.quote_command(["pm", "install", "-r", "-t", APK_REMOTE]), timeout=180.0)
+        if ret.returncode != 0 or "Success" not in ret.stdout:
+            raise DeviceError(f"{self.serial}: pm install failed: {(ret.stdout + ret.stderr).strip()[-200:]}")
+        self.sh(protocol.quote_command(["rm", "-f", APK_REMOTE]))
+        return self.installed_version_code() or wanted
+
+    def remote_sha256(self, remote: str) -> str | None:
+        """sha256 of a device file (None when it does not exist)."""
+        ret = self.sh(protocol.quote_command(["sha256sum", remote]), timeout=60.0)
+        digest = ret.stdout.split()[0] if ret.returncode == 0 and ret.stdout.split() else None
+        return digest.lower() if digest else None
+
+    def prepare(self, model: Path, sha256: str) -> str:
+        """Push `model` to its content-addressed path unless a file with that sha256 is already there."""
+        remote = protocol.remote_model_path(sha256)
+        if sha256 in self._verified:
+            return remote
+        if self.remote_sha256(remote) != sha256:
+            self.sh(protocol.quote_command(["mkdir", "-p", posixpath.dirname(remote)]))
+            _guarded(self.serial, "push model", self._dev.sync.push, Path(model), remote, 0o644)
+            got = self.remote_sha256(remote)
+            if got != sha256:
+                raise DeviceError(f"{self.serial}: pushed model has sha256 {got} instead of {sha256}")
+        self._verified.add(sha256)
+        return remote
+
+    def run(
+        self,
+        remote_model: str,
+        *,
+        cell_key: str,
+        delegate: str,
+        threads: int,
+        warmup: int,
+        runs: int,
+        sustained_s: float = 0,
+        target_fps: float = 30.0,
+    ) -> dict:
+        """Run one cell with `am instrument`; the pulled result file, else the status line's JSON."""
+        out = protocol.remote_result_path(cell_key)
+        self.sh(
+            protocol.quote_command(["mkdir", "-p", posixpath.dirname(out)])
+            + " && "
+            + protocol.quote_command(["rm", "-f", out])
+        )
+        command = protocol.instrument_command(
+            remote_model,
+            delegate=delegate,
+            threads=threads,
+            warmup=warmup,
+            runs=runs,
+            out=out,
+            sustained_s=sustained_s,
+            target_fps=target_fps,
+        )
+        ret = self.sh(command, timeout=self.instrument_timeout + sustained_s)
+        from_line, _ = protocol.parse_instrument_output(ret.stdout)
+        try:
+            result = protocol.parse_result(_guarded(self.serial, "pull result", self._dev.sync.read_bytes, out))
+        except DeviceGone:
+            raise
+        except DeviceError:
+            result = from_line
+        if result is None:
+            tail = (ret.stdout + ret.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise InstrumentationFailed(f"{self.serial}: no result (am instrument exit {ret.returncode}): {tail[0]}")
+        self.sh(protocol.quote_command(["rm", "-f", out]))
+        if result["status"] == "runtime_missing":
+            raise RuntimeMissing(result.get("error") or "LiteRT runtime missing in the benchmark app", result)
+        return result
+
+
+def apk_version_code(apk: Path) -> int:
+    """versionCode from the APK's sidecar `<apk>.json` written by android_bench/build_apk.sh."""
+    sidecar = apk.with_name(apk.name + ".json")
+    if not apk.is_file():
+        raise BadInput(f"APK not found: {apk}")
+    try:
+        return int(json.loads(sidecar.read_text())["version_code"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BadInput(f"{sidecar} missing or without version_code (rebuild with android_bench/build_apk.sh)") from None
+
+
+def host_device_info() -> dict:
+    """The protocol's `device` record for this host."""
+    cpu = _cpu_model()
+    return {
+        "fingerprint": f"host/{platform.node()}/{platform.system()}-{platform.release()}/{platform.machine()}",
+        "model": cpu or platform.machine(),
+        "manufacturer": "host",
+        "soc": cpu,
+        "android": None,
+        "sdk": None,
+        "abi": platform.machine(),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+class LocalDevice:
+    """This host as a benchmark device (serial 'local'): the same protocol through bench.local."""
+
+    kind = "local"
+    serial = LOCAL_SERIAL
+    adb_server = None
+
+    def __init__(
+        self,
+        *,
+        thermal_root: Path = Path("/sys/class/thermal"),
+        cpufreq_root: Path = Path("/sys/devices/system/cpu"),
+    ) -> None:
+        self.thermal_root = thermal_root
+        self.cpufreq_root = cpufreq_root
+
+    def alive(self) -> bool:
+        """Always reachable."""
+        return True
+
+    def info(self) -> dict:
+        """The host's device record."""
+        return host_device_info()
+
+    def thermal(self) -> dict[str, float]:
+        """{zone type: °C} of the host ({} when it has no thermal zones)."""
+        from blitzmask_deploy.bench.thermal import read_thermal_zones
+
+        return read_thermal_zones(self.thermal_root)
+
+    def ensure_app(self, apk: Path | None) -> int:
+        """Nothing to install on the host."""
+        return 0
+
+    def prepare(self, model: Path, sha256: str) -> str:
+        """The model is used in place."""
+        return str(model)
+
+    def run(self, remote_model: str, *, cell_key: str, **settings: Any) -> dict:
+        """Run one cell with ai-edge-litert on the host."""
+        from blitzmask_deploy.bench.local import run_local_benchmark
+
+        return run_local_benchmark(
+            Path(remote_model), thermal_root=self.thermal_root, cpufreq_root=self.cpufreq_root, **settings
+        )
+
+
+def _adb_entries(server: str, with_info: bool, timeout: float) -> list[DeviceEntry]:
+    import adbutils
+
+    host, port = parse_server(server)
+    client = adbutils.AdbClient(host=host, port=port, socket_timeout=timeout)
+    rows = _guarded(server, "host:devices", client.list)
+    entries = []
+    for row in rows:
+        entry = DeviceEntry(serial=row.serial, kind="adb", state=row.state, adb_server=server)
+        if with_info and row.state == "device":
+            try:
+                info = AndroidDevice(client.device(row.serial), adb_server=server).info()
+                entry.model, entry.soc, entry.android, entry.abi = (info[k] for k in ("model", "soc", "android", "abi"))
+            except DeviceError:
+                entry.state = "unresponsive"
+        entries.append(entry)
+    return entries
+
+
+def list_devices(
+    servers: list[str] | None = None, *, with_info: bool = True, timeout: float = 10.0
+) -> tuple[list[DeviceEntry], list[str]]:
+    """(`local` + every device of every reachable adb server, notes about servers that could not be used)."""
+    host = host_device_info()
+    entries = [DeviceEntry(LOCAL_SERIAL, "local", "device", host["model"], host["soc"], None, host["abi"])]
+    notes = []
+    for server in servers or [default_adb_server()]:
+        if not server_reachable(server):
+            notes.append(f"no adb server at {server}: listing only the local device")
+            continue
+        try:
+            entries += _adb_entries(server, with_info, timeout)
+        except DeviceError as err:
+            notes.append(f"adb server at {server} failed: {err}")
+    return entries, notes
+
+
+def open_devices(
+    wanted: list[str], servers: list[str] | None = None, *, instrument_timeout: float = 600.0
+) -> tuple[list[AndroidDevice | LocalDevice], list[str]]:
+    """Resolve --device values ('all', 'local' or serials) into devices; BadInput for an unknown serial."""
+    entries, notes = list_devices(servers, with_info=False)
+    ready = {e.serial: e for e in entries if e.state == "device"}
+    known = {e.serial: e for e in entries}
+    serials: list[str] = []
+    for name in wanted:
+        if name == "all":
+            serials += [s for s in ready if s not in serials]
+        elif name not in known:
+            raise BadInput(f"no device '{name}' (have {', '.join(known)})")
+        elif name not in ready:
+            raise BadInput(f"device '{name}' is {known[name].state}, not ready")
+        elif name not in serials:
+            serials.append(name)
+    devices: list[AndroidDevice | LocalDevice] = []
+    for serial in serials:
+        entry = ready[serial]
+        if entry.kind == "local":
+            devices.append(LocalDevice())
+        else:
+            devices.append(AndroidDevice.connect(serial, entry.adb_server or "", instrument_timeout=instrument_timeout))
+    return devices, notes

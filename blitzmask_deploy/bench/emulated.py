@@ -1,0 +1,302 @@
+"""An emulated Android device for tests: Debian's real `adbd` in a chroot, reached through a private adb server.
+
+Debian trixie's adbd needs glibc 2.38+, so it runs in a chroot of extracted trixie packages
+(scripts/emulated_device/build_rootfs.sh, cached under .cache/emulated-device) inside its own mount and pid
+namespaces (`unshare`, needs root). It listens on 127.0.0.1:PORT (5601: ports 5555–5585 would also show up as
+`emulator-N`); a private adb server on ADB_PORT (5137) is connected to it, so a user's own adb server is never
+touched. `getprop`, `pm`, `cmd`, `dumpsys` and `am` are shims; `am instrument` runs the benchmark protocol on the
+host (see emulated_worker). The driver cannot tell it from a phone connected over adb-over-TCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from blitzmask_deploy.bench.emulated_worker import (
+    DeviceServices,
+    Runner,
+    SpoolWorker,
+    device_record,
+    read_build_prop,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "scripts" / "emulated_device"
+EMULATOR_PORTS = range(5554, 5586)
+THERMAL_ZONES = (("cpu-thermal", 38000), ("gpu-thermal", 36000), ("battery", 30000))
+UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh")
+CPU_COUNT, CPU_KHZ, CPU_MAX_KHZ = 4, 1800000, 2400000
+
+
+class EmulatorError(RuntimeError):
+    """The emulated device could not be built or started."""
+
+
+class EmulatorUnavailable(EmulatorError):
+    """This machine cannot run the emulated device (no root, or the Debian packages cannot be fetched)."""
+
+
+def default_cache_dir() -> Path:
+    """Where the rootfs and its .debs are cached ($BLITZMASK_EMULATED_CACHE or .cache/emulated-device)."""
+    return Path(os.environ.get("BLITZMASK_EMULATED_CACHE", REPO_ROOT / ".cache" / "emulated-device"))
+
+
+def ensure_rootfs(cache_dir: Path | None = None) -> Path:
+    """The emulated device's rootfs, built on first use (fetches ~20 .debs) and rebuilt when the shims change."""
+    cache = cache_dir or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    stamp = _scripts_digest()
+    rootfs = cache / "rootfs"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp_file = rootfs / ".blitzmask-stamp"
+        if stamp_file.exists() and stamp_file.read_text() == stamp:
+            return rootfs
+        env = {**os.environ, "PYTHON": sys.executable}
+        proc = subprocess.run(
+            ["bash", str(SCRIPTS / "build_rootfs.sh"), str(cache)], env=env, capture_output=True, text=True
+        )
+        if proc.returncode == 3:
+            raise EmulatorUnavailable(proc.stderr.strip().splitlines()[-1])
+        if proc.returncode != 0:
+            raise EmulatorError(f"build_rootfs.sh failed: {proc.stderr.strip()[-2000:]}")
+        stamp_file.write_text(stamp)
+    return rootfs
+
+
+def _scripts_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in SCRIPTS.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(SCRIPTS)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port_pair(port: int = 5601, adb_port: int = 5137, tries: int = 50) -> tuple[int, int]:
+    """The first (device port, adb server port) pair from the defaults upwards (step 2) where both are free."""
+    for i in range(tries):
+        pair = (port + 2 * i, adb_port + 2 * i)
+        if not any(_port_open(p) for p in pair):
+            return pair
+    raise EmulatorError(f"no free port pair from {port}/{adb_port}")
+
+
+class EmulatedDevice:
+    """A real adbd in a chroot on 127.0.0.1:`port`, served by a private adb server on 127.0.0.1:`adb_port`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int = 5601,
+        adb_port: int = 5137,
+        cache_dir: Path | None = None,
+        runner: Runner | None = None,
+    ) -> None:
+        if port in EMULATOR_PORTS:
+            raise ValueError(f"port {port} is in 5554–5585: adb would also list it as an emulator")
+        self.workdir = Path(workdir)
+        self.port = port
+        self.adb_port = adb_port
+        self.cache_dir = cache_dir
+        self.state = self.workdir / "state"
+        self.rootfs: Path | None = None
+        self.props: dict[str, str] = {}
+        self.services: DeviceServices | None = None  # answers the shims; tests may swap `services.runner`
+        self._runner = runner
+        self._proc: subprocess.Popen | None = None
+        self._worker: SpoolWorker | None = None
+        self._own_server = False
+
+    @property
+    def serial(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def adb_address(self) -> str:
+        return f"127.0.0.1:{self.adb_port}"
+
+    @property
+    def device_info(self) -> dict:
+        """The protocol's `device` record the instrumentation shim reports."""
+        return device_record(self.props)
+
+    def adb_env(self) -> dict[str, str]:
+        """Environment for the `adb` command line tool pointed at this device's server."""
+        return {**os.environ, "ANDROID_ADB_SERVER_PORT": str(self.adb_port), "ANDROID_SERIAL": self.serial}
+
+    def client(self):
+        """An adbutils client of the private adb server."""
+        import adbutils
+
+        return adbutils.AdbClient(host="127.0.0.1", port=self.adb_port, socket_timeout=30)
+
+    def start(self) -> str:
+        """Build (cached) and boot the device, connect the adb server to it; returns its serial."""
+        if os.geteuid() != 0:
+            raise EmulatorUnavailable("the emulated device needs root (chroot and mount namespaces)")
+        if shutil.which("unshare") is None:
+            raise EmulatorUnavailable("the emulated device needs unshare (util-linux)")
+        self.rootfs = ensure_rootfs(self.cache_dir)
+        self.props = read_build_prop(self.rootfs / "system" / "build.prop")
+        self._prepare_state()
+        self._start_server()
+        self.services = DeviceServices(self.state, self.props, self._runner or _local_runner)
+        self._worker = SpoolWorker(self.state / "hostcall", self.services)
+        self._worker.start()
+        self.replug()
+        return self.serial
+
+    def stop(self) -> None:
+        """Shut the device down and, when this object started it, the private adb server."""
+        if self._proc is not None:
+            self._kill_adbd()
+            with contextlib.suppress(Exception):  # the server may already be gone
+                self.client().disconnect(self.serial)
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        if self._own_server:
+            subprocess.run(
+                [self._adb(), "-P", str(self.adb_port), "kill-server"], capture_output=True, timeout=20, check=False
+            )
+            self._own_server = False
+
+    def unplug(self, timeout: float = 10.0) -> None:
+        """Kill adbd (as a pulled cable would): running commands get EOF and the device goes offline."""
+        self._kill_adbd()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.state_on_host() == "device":
+            time.sleep(0.05)
+
+    def replug(self, timeout: float = 20.0) -> None:
+        """Boot adbd again (its /data is kept) and wait until the adb server lists the device as `device`."""
+        if self._proc is not None:
+            return
+        self._launch_adbd()
+        client = self.client()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state_on_host() == "device":
+                return
+            with contextlib.suppress(Exception):  # adbd not accepting yet
+                client.connect(self.serial, timeout=5)
+            time.sleep(0.1)
+        raise EmulatorError(f"{self.serial} did not come online within {timeout:.0f} s; see {self._log_path()}")
+
+    def state_on_host(self) -> str | None:
+        """The device's state as the adb server sees it ('device', 'offline', …) or None when not listed."""
+        try:
+            for info in self.client().list():
+                if info.serial == self.serial:
+                    return info.state
+        except Exception:
+            return None
+        return None
+
+    def set_temperature(self, zone: int, milli_c: int) -> None:
+        """Set /sys/class/thermal/thermal_zone<zone>/temp on the device (milli-degrees Celsius)."""
+        path = self.state / "sys" / "class" / "thermal" / f"thermal_zone{zone}" / "temp"
+        if not path.exists():
+            raise ValueError(f"the emulated device has no thermal_zone{zone}")
+        path.write_text(f"{int(milli_c)}\n")
+
+    def __enter__(self) -> EmulatedDevice:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- internals ------------------------------------------------------------------------------------------
+    def _prepare_state(self) -> None:
+        for sub in ("data/local/tmp", "data/system", "data/app", "tmp", "hostcall"):
+            (self.state / sub).mkdir(parents=True, exist_ok=True)
+        thermal = self.state / "sys" / "class" / "thermal"
+        for i, (kind, milli_c) in enumerate(THERMAL_ZONES):
+            zone = thermal / f"thermal_zone{i}"
+            zone.mkdir(parents=True, exist_ok=True)
+            (zone / "type").write_text(kind + "\n")
+            (zone / "temp").write_text(f"{milli_c}\n")
+        for cpu in range(CPU_COUNT):
+            freq = self.state / "sys" / "devices" / "system" / "cpu" / f"cpu{cpu}" / "cpufreq"
+            freq.mkdir(parents=True, exist_ok=True)
+            for name, khz in (("scaling_cur_freq", CPU_KHZ), ("scaling_max_freq", CPU_MAX_KHZ)):
+                (freq / name).write_text(f"{khz}\n")
+            (freq / "cpuinfo_max_freq").write_text(f"{CPU_MAX_KHZ}\n")
+
+    def _adb(self) -> str:
+        import adbutils
+
+        return adbutils.adb_path()
+
+    def _start_server(self) -> None:
+        if _port_open(self.adb_port):
+            return
+        home = self.workdir / "adb-home"  # the server's adbkey goes here, not into the user's ~/.android
+        home.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [self._adb(), "-P", str(self.adb_port), "start-server"],
+            env={**self.adb_env(), "HOME": str(home), "ANDROID_USER_HOME": str(home / ".android")},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise EmulatorError(f"adb start-server on port {self.adb_port} failed: {proc.stderr.strip()}")
+        self._own_server = True
+
+    def _log_path(self) -> Path:
+        return self.workdir / "adbd.log"
+
+    def _launch_adbd(self) -> None:
+        if _port_open(self.port):
+            raise EmulatorError(f"port {self.port} is already in use")
+        for stale in (self.state / "hostcall").iterdir():
+            stale.unlink()
+        with open(self._log_path(), "ab") as log:
+            self._proc = subprocess.Popen(
+                [*UNSHARE, str(SCRIPTS / "launch.sh"), str(self.rootfs), str(self.state), str(self.port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 10
+        while not _port_open(self.port):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self._kill_adbd()
+                tail = self._log_path().read_text(errors="replace")[-1500:]
+                raise EmulatorError(f"adbd did not start listening on {self.port}:\n{tail}")
+            time.sleep(0.05)
+
+    def _kill_adbd(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.kill()  # --kill-child takes adbd (pid 1 of the namespace) and everything under it along
+        self._proc.wait(timeout=10)
+        self._proc = None
+        deadline = time.monotonic() + 5
+        while _port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _local_runner(model: Path, **kwargs: object) -> dict:
+    from blitzmask_deploy.bench.local import run_local_benchmark
+
+    return run_local_benchmark(model, **kwargs)  # type: ignore[arg-type]

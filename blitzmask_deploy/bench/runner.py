@@ -1,0 +1,225 @@
+"""Benchmark sweeps: models × delegates × threads × devices, devices in parallel, resumable through the store.
+
+Every cell of the sweep is inserted as 'pending' before anything runs; each device thread then works through
+its own cells and skips those already 'done' (and 'failed' unless `retry_failed`). A device that disappears
+leaves its remaining cells pending — running the same sweep again finishes them.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blitzmask_deploy.artifacts import load_manifest, manifest_path, sha256_file, verify_file
+from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, RuntimeMissing
+from blitzmask_deploy.bench.store import CellSpec, ResultStore
+from blitzmask_deploy.bench.thermal import wait_for_cooldown
+from blitzmask_deploy.errors import BadInput
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One .tflite to benchmark, with its identity."""
+
+    path: Path
+    sha256: str
+    name: str
+    variant: str | None = None
+    precision: str | None = None
+
+
+def expand_models(paths: list[Path]) -> list[ModelRef]:
+    """EXPORT_DIRs → their manifest's .tflite files (sha256 verified); plain .tflite paths are taken as they are."""
+    models: list[ModelRef] = []
+    for path in paths:
+        if path.is_dir() or path.name == "manifest.json":
+            manifest = load_manifest(path)
+            root = manifest_path(path).parent
+            for entry in manifest.files:
+                if entry.format == "tflite":
+                    file = verify_file(root, entry)
+                    models.append(ModelRef(file, entry.sha256, entry.name, manifest.variant, entry.precision))
+        elif path.is_file() and path.suffix == ".tflite":
+            models.append(ModelRef(path, sha256_file(path), path.stem))
+        elif not path.exists():
+            raise BadInput(f"model not found: {path}")
+        else:
+            raise BadInput(f"{path} is neither an export directory nor a .tflite file")
+    if not models:
+        raise BadInput("no .tflite files to benchmark")
+    return models
+
+
+@dataclass
+class Settings:
+    """The sweep's axes and per-cell settings."""
+
+    delegates: list[str]
+    threads: list[int]
+    warmup: int = 10
+    runs: int = 100
+    sustained_s: float = 0.0
+    target_fps: float = 30.0
+    cooldown_c: float | None = None
+    cooldown_max_s: float = 300.0
+    retry_failed: bool = False
+    apk: Path | None = None
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did; `keys` are its cells in the store."""
+
+    keys: list[str] = field(default_factory=list)
+    ran: int = 0
+    skipped: int = 0
+    gone: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def counts(self, store: ResultStore) -> dict[str, int]:
+        """How many of this sweep's cells are done / failed / pending now."""
+        rows = store.cells(keys=self.keys)
+        return {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "pending")}
+
+
+def plan_cells(models: list[ModelRef], serial: str, kind: str, info: dict, settings: Settings) -> list[CellSpec]:
+    """The cells of one device, in run order (model, delegate, threads)."""
+    return [
+        CellSpec(
+            model_path=str(m.path),
+            model_sha256=m.sha256,
+            model_name=m.name,
+            variant=m.variant,
+            precision=m.precision,
+            device_serial=serial,
+            device_kind=kind,
+            device_model=info.get("model"),
+            device_fingerprint=info.get("fingerprint"),
+            delegate=delegate,
+            threads=threads,
+            warmup=settings.warmup,
+            runs=settings.runs,
+            sustained_s=settings.sustained_s,
+            target_fps=settings.target_fps,
+        )
+        for m in models
+        for delegate in settings.delegates
+        for threads in settings.threads
+    ]
+
+
+def run_sweep(
+    models: list[ModelRef], devices: list[Any], store: ResultStore, settings: Settings, *, progress: bool = True
+) -> SweepResult:
+    """Run every missing cell on every device (one thread per device, a tqdm bar each on stderr)."""
+    start = time.perf_counter()
+    result = SweepResult()
+    plans: list[tuple[Any, list[CellSpec]]] = []
+    for device in devices:
+        try:
+            info = device.info()
+        except DeviceError as err:
+            result.gone[device.serial] = str(err)
+            continue
+        cells = plan_cells(models, device.serial, device.kind, info, settings)
+        plans.append((device, cells))
+        result.keys += [c.key for c in cells]
+    store.add_pending([c for _, cells in plans for c in cells])
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(
+            target=_device_worker,
+            args=(device, cells, store, settings, result, lock, errors, i, progress),
+            name=f"bench-{device.serial}",
+            daemon=True,
+        )
+        for i, (device, cells) in enumerate(plans)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    if errors:
+        raise errors[0]
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def _device_worker(
+    device: Any,
+    cells: list[CellSpec],
+    store: ResultStore,
+    settings: Settings,
+    result: SweepResult,
+    lock: threading.Lock,
+    errors: list[BaseException],
+    position: int,
+    progress: bool,
+) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(cells), desc=device.serial, position=position, file=sys.stderr, disable=not progress)
+    try:
+        todo = [c for c in cells if _wanted(store.status(c.key), settings.retry_failed)]
+        with lock:
+            result.skipped += len(cells) - len(todo)
+        bar.update(len(cells) - len(todo))
+        if todo:
+            device.ensure_app(settings.apk)
+        for cell in todo:
+            _run_cell(device, cell, store, settings)
+            with lock:
+                result.ran += 1
+            bar.update(1)
+    except DeviceError as err:  # DeviceGone, or a device that cannot run the app: its cells stay pending
+        with lock:
+            result.gone[device.serial] = str(err)
+    except BaseException as err:  # surfaced by run_sweep in the main thread
+        errors.append(err)
+    finally:
+        bar.close()
+        store.close()
+
+
+def _wanted(status: str | None, retry_failed: bool) -> bool:
+    return status == "pending" or (status == "failed" and retry_failed)
+
+
+def _run_cell(device: Any, cell: CellSpec, store: ResultStore, settings: Settings) -> None:
+    """Measure one cell; DeviceGone propagates (the cell stays pending), other device errors fail the cell."""
+    waited = None
+    if settings.cooldown_c is not None:
+        waited, _ = wait_for_cooldown(device.thermal, settings.cooldown_c, settings.cooldown_max_s)
+    try:
+        remote = device.prepare(Path(cell.model_path), cell.model_sha256)
+        store.mark_started(cell.key)
+        outcome = device.run(
+            remote,
+            cell_key=cell.key,
+            delegate=cell.delegate,
+            threads=cell.threads,
+            warmup=cell.warmup,
+            runs=cell.runs,
+            sustained_s=cell.sustained_s,
+            target_fps=cell.target_fps,
+        )
+    except RuntimeMissing as err:
+        if err.result is None:
+            store.fail(cell.key, str(err))
+        else:
+            store.finish(cell.key, err.result, cooldown_s=waited)
+        return
+    except DeviceGone:
+        raise
+    except DeviceError as err:
+        if not device.alive():
+            raise DeviceGone(str(err)) from None
+        store.fail(cell.key, str(err))
+        return
+    store.finish(cell.key, outcome, cooldown_s=waited)

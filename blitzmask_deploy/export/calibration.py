@@ -1,0 +1,44 @@
+"""Calibration images for int8: N training images, letterboxed exactly as validation feeds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from blitzmask_deploy.errors import BadInput
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def calibration_files(data: Path, count: int) -> list[Path]:
+    """Up to `count` image files, evenly spread over `data/images/train` (a COCO dataset) or over `data` itself."""
+    root = data / "images" / "train" if (data / "images" / "train").is_dir() else data
+    if not root.is_dir():
+        raise BadInput(f"calibration data not found: {data} (give a dataset directory or a folder of images)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadInput(f"no calibration images (*.png, *.jpg) under {root}")
+    if count <= 0:
+        raise BadInput(f"--calib-images must be positive, got {count}")
+    picks = np.linspace(0, len(files) - 1, num=min(count, len(files))).round().astype(int)
+    return [files[i] for i in dict.fromkeys(picks.tolist())]
+
+
+def calibration_images(data: Path, input_size: int, count: int, *, progress: bool = True) -> list[np.ndarray]:
+    """(1,S,S,3) float32 arrays in [0,1] of up to `count` images from `data` (see calibration_files)."""
+    from PIL import Image, UnidentifiedImageError
+    from tqdm import tqdm
+
+    from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
+
+    batches = []
+    for path in tqdm(calibration_files(data, count), desc="calibration images", disable=not progress, leave=False):
+        try:
+            with Image.open(path) as img:
+                rgb = np.asarray(img.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise BadInput(f"cannot read calibration image {path}: {err}") from None
+        boxed, _ = letterbox_image(rgb, input_size)
+        batches.append(to_input_tensor(boxed)[None])
+    return batches

@@ -1,0 +1,57 @@
+"""Full-integer int8 .tflite: ai-edge-quantizer static int8 weights and activations, int8 input and outputs.
+
+Activations are calibrated on real images (see calibration.py). The quantizer already gives integer I/O for
+this graph; if a toolchain version leaves float I/O (QUANTIZE after the input, DEQUANTIZE before outputs), the
+boundary ops are folded away with LiteRT's modify_model_interface so that DSPs/NPUs get an all-integer graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.export.tflite import SIGNATURE, stdout_to_stderr
+from blitzmask_deploy.export.wrapper import INPUT_NAME
+
+_TFL_INT8 = 9  # tflite::TensorType_INT8
+
+
+def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2) -> Path:
+    """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1])."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    samples = [{INPUT_NAME: np.asarray(x, dtype=np.float32)} for x in calibration]
+    if not samples:
+        raise BadInput("int8 export needs at least one calibration image")
+    q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
+    with stdout_to_stderr():
+        qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads)
+        result = q.quantize(qsvs, enable_progress_report=False)
+    out.write_bytes(bytes(result.quantized_model))
+    if not _integer_io(out):
+        _make_io_integer(out)
+    if not _integer_io(out):
+        raise RuntimeError(f"{out}: input/output tensors are still float after quantization")
+    return out
+
+
+def _integer_io(path: Path) -> bool:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    details = it.get_input_details() + it.get_output_details()
+    return all(d["dtype"] == np.int8 for d in details)
+
+
+def _make_io_integer(path: Path) -> None:
+    from ai_edge_litert import _pywrap_modify_model_interface as mmi
+
+    tmp = path.with_suffix(".io.tflite")
+    status = mmi.modify_model_interface(str(path), str(tmp), _TFL_INT8, _TFL_INT8)
+    if status != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{path}: could not make input/output int8 (modify_model_interface status {status})")
+    tmp.replace(path)

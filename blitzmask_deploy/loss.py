@@ -1,0 +1,101 @@
+"""BlitzMask training loss — this project's own (the paper's exact loss is not public).
+
+total = heatmap_weight · focal + mask_weight · (BCE + dice) + box_weight · L1
+
+- focal: CenterNet's penalty-reduced focal loss (α=2, β=4) on the sigmoid heatmaps (clamped to [1e-4, 1-1e-4]),
+  summed over all cells and divided by the number of instances.
+- mask: for each GT instance, the coefficients at its GT centre cell are combined with the spanning set into
+  logits Σ_k coef_k · basis_k at stride 4, compared with the GT mask averaged to stride 4 by BCE (mean over the
+  pixels) and dice. When the model has a box head the loss only looks inside the GT box grown by one cell,
+  matching decode, which crops masks to the predicted box.
+- box: L1 between predicted and GT left/top/right/bottom distances (input px / 16) at the GT centre cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms."""
+
+    heatmap: float = 1.0
+    mask: float = 1.0
+    box: float = 1.0
+
+
+def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+    """CenterNet penalty-reduced focal loss on probabilities `pred` vs Gaussian targets `gt` (same shape)."""
+    pred = pred.float().clamp(1e-4, 1 - 1e-4)
+    pos = gt.eq(1).float()
+    neg_weight = torch.pow(1 - gt, beta)
+    pos_loss = torch.log(pred) * torch.pow(1 - pred, alpha) * pos
+    neg_loss = torch.log(1 - pred) * torch.pow(pred, alpha) * neg_weight * (1 - pos)
+    num_pos = pos.sum().clamp(min=1.0)
+    return -(pos_loss.sum() + neg_loss.sum()) / num_pos
+
+
+def gather_cells(feature: Tensor, index: Tensor) -> Tensor:
+    """Values of `feature` (B,C,h,w) at flat cell indices `index` (B,M) → (B,M,C)."""
+    b, c = feature.shape[:2]
+    flat = feature.reshape(b, c, -1)
+    return torch.gather(flat, 2, index.unsqueeze(1).expand(b, c, index.shape[1])).transpose(1, 2)
+
+
+def box_region(boxes_xyxy: Tensor, h: int, w: int, stride: int) -> Tensor:
+    """(B,M,h,w) float weights: 1 inside each box (input px) grown by one output cell, else 0."""
+    ys = (torch.arange(h, device=boxes_xyxy.device, dtype=torch.float32) + 0.5) * stride
+    xs = (torch.arange(w, device=boxes_xyxy.device, dtype=torch.float32) + 0.5) * stride
+    x1, y1, x2, y2 = (boxes_xyxy[..., i, None, None] for i in range(4))
+    inside_y = (ys[:, None] >= y1 - stride) & (ys[:, None] <= y2 + stride)
+    inside_x = (xs[None, :] >= x1 - stride) & (xs[None, :] <= x2 + stride)
+    return (inside_y & inside_x).float()
+
+
+def mask_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor], stride: int = 4) -> Tensor:
+    """BCE + dice between assembled instance masks and GT masks at the output stride (mean over instances)."""
+    valid = targets["valid"]
+    if not valid.any():
+        return outputs["coefficients"].sum() * 0.0
+    coef = gather_cells(outputs["coefficients"].float(), targets["index"])  # (B,M,K)
+    basis = outputs["spanning_set"].float()  # (B,K,h,w)
+    logits = torch.einsum("bmk,bkhw->bmhw", coef, basis)[valid]  # (n,h,w)
+    gt = targets["masks"][valid]
+    h, w = gt.shape[-2:]
+    has_box = "box" in outputs
+    weight = box_region(targets["boxes_xyxy"], h, w, stride)[valid] if has_box else torch.ones_like(gt)
+    area = weight.sum(dim=(1, 2)).clamp(min=1.0)
+    bce = (F.binary_cross_entropy_with_logits(logits, gt, reduction="none") * weight).sum(dim=(1, 2)) / area
+    prob = torch.sigmoid(logits) * weight
+    inter = (prob * gt).sum(dim=(1, 2))
+    dice = 1 - (2 * inter + 1) / (prob.sum(dim=(1, 2)) + (gt * weight).sum(dim=(1, 2)) + 1)
+    return (bce + dice).mean()
+
+
+def box_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
+    """Mean L1 over valid instances of the ltrb distances at the GT centre cells."""
+    valid = targets["valid"]
+    if not valid.any():
+        return outputs["box"].sum() * 0.0
+    pred = gather_cells(outputs["box"].float(), targets["index"])[valid]
+    return F.l1_loss(pred, targets["boxes_ltrb"][valid], reduction="sum") / (4 * pred.shape[0])
+
+
+def blitzmask_loss(
+    outputs: dict[str, Tensor], targets: dict[str, Tensor], weights: LossWeights = LossWeights()
+) -> tuple[Tensor, dict[str, float]]:
+    """Total loss and its parts (as floats, for logging) for a batch of model outputs and collated targets."""
+    parts = {
+        "heatmap": focal_loss(outputs["heatmap"], targets["heatmap"]),
+        "mask": mask_loss(outputs, targets),
+    }
+    total = weights.heatmap * parts["heatmap"] + weights.mask * parts["mask"]
+    if "box" in outputs:
+        parts["box"] = box_loss(outputs, targets)
+        total = total + weights.box * parts["box"]
+    return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,168 @@
+"""Regression gate: AP drop per exported file against the numerics budgets, p50 latency against a limit.
+
+Budgets come from `--budgets FILE` (a numerics.yaml) or else `models/<variant>/numerics.yaml`; `ap_drop_max` is in
+AP points (0–100, as the paper writes them) and is compared with the stored drop on COCO's 0–1 scale through
+`NumericsCard.max_drop_fraction`. ONNX files use the `onnx` key, TFLite files their precision.
+The latency limit is `--max-latency-ms` or the card's `latency_p50_ms_max`; it applies to every benchmarked cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.report.results import Results, Row
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate line: a measured value against its limit."""
+
+    check: str  # "ap_drop" | "latency_p50"
+    file: str
+    target: str
+    value: float
+    limit: float
+    unit: str
+
+    @property
+    def passed(self) -> bool:
+        """True when the value is within its limit."""
+        return self.value <= self.limit + _EPS
+
+
+@dataclass
+class GateResult:
+    """All checks of one gate run."""
+
+    checks: list[Check]
+    notes: list[str]
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(c.passed for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` object."""
+        return {
+            "passed": self.passed,
+            "checks": [{**asdict(c), "passed": c.passed} for c in self.checks],
+            "notes": self.notes,
+        }
+
+    def to_table(self) -> str:
+        """Aligned text table with PASS/FAIL per line and a verdict."""
+        header = ("check", "file", "target", "value", "limit", "result")
+        lines = [
+            (
+                "AP drop" if c.check == "ap_drop" else "p50 latency",
+                c.file,
+                c.target,
+                _fmt(c.value, c.unit),
+                _fmt(c.limit, c.unit),
+                "PASS" if c.passed else "FAIL",
+            )
+            for c in self.checks
+        ]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
+        out = [
+            "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() for row in [header, *lines]
+        ]
+        out.insert(1, "  ".join("-" * w for w in widths))
+        failed = sum(not c.passed for c in self.checks)
+        out += [f"note: {n}" for n in self.notes]
+        out.append(f"gate: {'PASS' if failed == 0 else 'FAIL'} ({len(self.checks) - failed}/{len(self.checks)} passed)")
+        return "\n".join(out)
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value * 100:.2f} AP" if unit == "ap" else f"{value:.2f} ms"
+
+
+def budget_key(row: Row) -> str:
+    """Key of a file in `ap_drop_max` / `parity_max_abs`: 'onnx' for ONNX files, else the precision."""
+    return "onnx" if row.format == "onnx" else row.precision
+
+
+def load_budget_file(path: Path) -> Any:
+    """A NumericsCard read from an explicit numerics.yaml path."""
+    import yaml
+    from pydantic import ValidationError
+
+    from blitzmask_deploy.config import NumericsCard
+
+    if not path.is_file():
+        raise BadInput(f"budgets file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return NumericsCard.model_validate(raw)
+    except yaml.YAMLError as err:
+        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "top level"
+        raise BadInput(f"{path}: invalid numerics card at '{where}': {' '.join(first['msg'].split())}") from None
+    except ValueError as err:  # raised by the card's own checks
+        raise BadInput(f"{path}: invalid numerics card: {err}") from None
+
+
+class Budgets:
+    """Numerics cards per variant: an explicit file for every variant, else `models/<variant>/numerics.yaml`."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._explicit = load_budget_file(path) if path is not None else None
+        self._cards: dict[str, Any] = {}
+        self.notes: list[str] = []
+
+    def card(self, variant: str) -> Any:
+        """The NumericsCard for `variant`, or None (with a note) when it has none."""
+        if self._explicit is not None:
+            return self._explicit
+        if variant not in self._cards:
+            from blitzmask_deploy.config import load_numerics
+
+            try:
+                self._cards[variant] = load_numerics(variant)
+            except BadInput as err:
+                self.notes.append(f"no numerics card for {variant}: {err}")
+                self._cards[variant] = None
+        return self._cards[variant]
+
+    def ap_drop(self, row: Row) -> float | None:
+        """Allowed AP drop of a file as a 0–1 fraction, or None when the card has no entry for it."""
+        card = self.card(row.variant)
+        key = budget_key(row)
+        if card is None or key not in card.ap_drop_max:
+            return None
+        return float(card.max_drop_fraction(key))
+
+    def latency_ms(self, row: Row) -> float | None:
+        """The card's p50 latency limit for the row's variant, if any."""
+        return getattr(self.card(row.variant), "latency_p50_ms_max", None)
+
+
+def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: float | None = None) -> GateResult:
+    """Check every file's AP drop and every benchmarked cell's p50 latency; BadInput when nothing can be checked."""
+    cards = Budgets(budgets)
+    notes: list[str] = []
+    checks: list[Check] = []
+    for row in results.files():
+        limit = cards.ap_drop(row)
+        if limit is None:
+            notes.append(f"{row.name}: no AP-drop budget for '{budget_key(row)}'")
+        elif row.drop is None:
+            notes.append(f"{row.name}: no AP drop recorded (no reference AP)")
+        else:
+            checks.append(Check("ap_drop", row.name, "host", row.drop, limit, "ap"))
+    for row in results.benchmarked():
+        limit = max_latency_ms if max_latency_ms is not None else cards.latency_ms(row)
+        if limit is not None and row.p50_ms is not None:
+            checks.append(Check("latency_p50", row.name, row.target, row.p50_ms, float(limit), "ms"))
+    if not checks:
+        raise BadInput(f"{results.source}: nothing to check (no AP drops with budgets, no latency limit)")
+    return GateResult(checks=checks, notes=list(dict.fromkeys(cards.notes + notes)))

@@ -1,0 +1,60 @@
+"""Training batches: augmented samples (A's `train_transform`) with their stride-4 targets, collated to tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from blitzmask_deploy.data.targets import build_targets, collate_targets
+
+
+class TrainSet(Dataset):
+    """Wraps a CocoDataset: sample i of epoch e is augmented with rng seeded by (seed, e, i), so it is reproducible
+    whatever the worker count or a resume point. Set `epoch` before each epoch (workers are not persistent)."""
+
+    def __init__(self, dataset, input_size: int, seed: int, stride: int = 4) -> None:
+        self.dataset = dataset
+        self.input_size = input_size
+        self.seed = seed
+        self.stride = stride
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        from blitzmask_deploy.data.transforms import train_transform
+
+        sample = self.dataset[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
+        keep = ~np.asarray(gt.iscrowd, bool)
+        targets = build_targets(
+            gt.masks[keep], gt.boxes[keep], gt.labels[keep], self.dataset.num_classes, self.input_size, self.stride
+        )
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), targets
+
+
+def collate(batch: list) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """uint8 images (B,3,S,S) and padded target tensors (see data.targets.collate_targets)."""
+    images = torch.stack([b[0] for b in batch])
+    targets = {k: torch.from_numpy(v) for k, v in collate_targets([b[1] for b in batch]).items()}
+    return images, targets
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """DistributedSampler's order for one epoch (seeded by seed + epoch; this rank's share), from position `start`."""
+
+    def __init__(self, n: int, *, seed: int, epoch: int, rank: int, world: int, start: int = 0) -> None:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        self.indices = list(sampler)[start:]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

@@ -1,0 +1,35 @@
+"""A small conv-net .tflite for bench tests, built once with litert-torch (in a subprocess) and cached.
+
+Use it from a test module in tests/bench with `pytest_plugins = ["fixtures_models"]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "make_bench_tflite.py"
+
+
+def build_tflite(size: int = 64, channels: int = 16) -> Path:
+    """The cached .tflite for (size, channels), built when missing (keyed by the builder script's hash)."""
+    digest = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]
+    out = REPO / ".cache" / "bench-models" / f"conv{size}x{channels}-{digest}.tflite"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp.tflite")
+        cmd = [sys.executable, str(SCRIPT), str(tmp), "--size", str(size), "--channels", str(channels)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        tmp.replace(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bench_tflite() -> Path:
+    """A 64×64 NHWC float conv-net .tflite (a few ms per run on one CPU thread)."""
+    return build_tflite()

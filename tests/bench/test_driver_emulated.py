@@ -1,0 +1,130 @@
+"""The adb driver end to end against the emulated device (D1's `emulated_device`): install, push, run, sweep,
+unplug mid-sweep and resume. Skipped when the emulated device is not available here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from blitzmask_deploy.bench.device import AndroidDevice, list_devices
+from blitzmask_deploy.bench.protocol import PACKAGE
+from blitzmask_deploy.bench.runner import ModelRef, Settings, run_sweep
+from blitzmask_deploy.bench.store import ResultStore
+
+pytest_plugins = ["fixtures_models"]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def emu(request: pytest.FixtureRequest):
+    """The started emulated device, or a skip when the fixture or the device is unavailable."""
+    try:
+        return request.getfixturevalue("emulated_device")
+    except pytest.FixtureLookupError:
+        pytest.skip("the emulated_device fixture is not available")
+
+
+@pytest.fixture(scope="module")
+def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dummy benchmark APK (versionCode 1) with its build sidecar."""
+    from fake_apk import write_apk
+
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 1, "0.1.0")
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 1}))
+    return path
+
+
+@pytest.fixture()
+def hostile_model(bench_tflite: Path, tmp_path: Path) -> ModelRef:
+    from blitzmask_deploy.artifacts import sha256_file
+
+    path = tmp_path / "it's a $(model); `x`.tflite"
+    path.write_bytes(bench_tflite.read_bytes())
+    return ModelRef(path, sha256_file(path), "hostile")
+
+
+def test_devices_lists_the_emulated_phone(emu) -> None:
+    entries, notes = list_devices([emu.adb_address])
+    (phone,) = [e for e in entries if e.serial == emu.serial]
+    assert notes == [] and phone.kind == "adb" and phone.state == "device"
+    assert phone.model == "BlitzMask Emulated" and phone.android and phone.abi and phone.adb_server == emu.adb_address
+    out = subprocess.run(
+        [sys.executable, "-m", "blitzmask_deploy.cli.app", "devices", "--adb", emu.adb_address, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    serials = {d["serial"]: d["kind"] for d in json.loads(out.stdout)["devices"]}
+    assert serials == {"local": "local", emu.serial: "adb"}
+
+
+def test_driver_installs_pushes_and_runs(emu, apk: Path, hostile_model: ModelRef) -> None:
+    dev = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)
+    dev.sh(f"pm uninstall {PACKAGE}")
+    assert dev.installed_version_code() is None
+    assert dev.ensure_app(apk) == 1 and dev.installed_version_code() == 1
+    info = dev.info()
+    assert info["model"] == "BlitzMask Emulated" and info["fingerprint"]
+    assert "cpu-thermal" in dev.thermal() and dev.battery().get("level") is not None
+    remote = dev.prepare(hostile_model.path, hostile_model.sha256)
+    assert remote.endswith(f"/{hostile_model.sha256}.tflite")
+    assert dev.remote_sha256(remote) == hostile_model.sha256
+    res = dev.run(remote, cell_key="ab" * 16, delegate="xnnpack", threads=1, warmup=1, runs=5)
+    assert res["status"] == "ok" and len(res["runs_ms"]) == 5 and res["device"]["model"] == "BlitzMask Emulated"
+    gpu = dev.run(remote, cell_key="cd" * 16, delegate="gpu", threads=1, warmup=0, runs=1)
+    assert gpu["status"] == "unsupported_delegate"
+
+
+def test_unplug_mid_sweep_then_rerun_completes(emu, apk: Path, hostile_model: ModelRef, tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    settings = Settings(delegates=["cpu", "xnnpack"], threads=[1, 2], warmup=1, runs=150, apk=apk)
+
+    def unplug_after_first_cell() -> None:
+        deadline = time.monotonic() + 120
+        while not store.cells(status="done") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emu.unplug()
+
+    killer = threading.Thread(target=unplug_after_first_cell)
+    killer.start()
+    try:
+        dev = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30, instrument_timeout=120)
+        sweep = run_sweep([hostile_model], [dev], store, settings, progress=False)
+    finally:
+        killer.join()
+        emu.replug()
+    counts = sweep.counts(store)
+    assert emu.serial in sweep.gone and counts["pending"] >= 1 and counts["done"] >= 1
+    assert counts["done"] + counts["pending"] == 4
+    done_before = {r["cell_key"]: r["finished"] for r in store.cells(status="done")}
+    again = run_sweep(
+        [hostile_model], [AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)], store, settings,
+        progress=False,
+    )  # fmt: skip
+    assert not again.gone and again.skipped == len(done_before)
+    rows = store.cells()
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
+    assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in rows)
+    assert {r["cell_key"]: r["finished"] for r in rows if r["cell_key"] in done_before} == done_before
+
+
+def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    cmd = [
+        sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(bench_tflite), "--device", emu.serial,
+        "--adb", emu.adb_address, "--apk", str(apk), "--delegate", "xnnpack,gpu", "--threads", "1", "--warmup", "1",
+        "--runs", "10", "--store", str(store), "--json",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["done"], report["failed"], report["pending"]) == (1, 1, 0)
+    by_delegate = {c["delegate"]: c for c in report["cells"]}
+    assert by_delegate["xnnpack"]["p90_ms"] > 0 and by_delegate["xnnpack"]["device_model"] == "BlitzMask Emulated"
+    assert by_delegate["gpu"]["status"] == "failed"

@@ -1,0 +1,208 @@
+"""The emulated adb device: adbutils sees a phone (props, shell v2, sync, pm, am instrument, thermal, unplug)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import adbutils
+import pytest
+from fake_apk import write_apk
+
+from blitzmask_deploy.bench.emulated import EmulatedDevice
+from blitzmask_deploy.bench.emulated_apk import ApkError, read_apk_info
+from blitzmask_deploy.bench.emulated_worker import DeviceServices, _parse_instrument
+from blitzmask_deploy.bench.protocol import (
+    PACKAGE,
+    base_result,
+    instrument_command,
+    parse_instrument_output,
+    parse_result,
+)
+from blitzmask_deploy.bench.thermal import read_thermal_zones
+
+pytest_plugins = ["fixtures_models"]
+
+MODEL = "/data/local/tmp/blitzmask/models/" + "ab" * 32 + ".tflite"
+RESULT = "/data/local/tmp/blitzmask/results/" + "cd" * 32 + ".json"
+
+
+@pytest.fixture
+def device(emulated_device: EmulatedDevice) -> adbutils.AdbDevice:
+    return adbutils.AdbClient(host="127.0.0.1", port=emulated_device.adb_port).device(emulated_device.serial)
+
+
+@pytest.fixture
+def installed_app(device: adbutils.AdbDevice, tmp_path: Path) -> str:
+    device.uninstall(PACKAGE)
+    device.install(str(write_apk(tmp_path / "app.apk", PACKAGE, 1, "0.1.0")), nolaunch=True, silent=True)
+    return PACKAGE
+
+
+# --- without a device ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("binary", [True, False])
+def test_apk_info_binary_and_text_manifest(tmp_path: Path, binary: bool) -> None:
+    info = read_apk_info(write_apk(tmp_path / "x.apk", "org.example.app", 42, "4.2.0", binary=binary))
+    assert (info.package, info.version_code, info.version_name) == ("org.example.app", 42, "4.2.0")
+
+
+def test_apk_info_rejects_non_apk(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.apk"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ApkError, match="not an APK"):
+        read_apk_info(bad)
+
+
+def test_host_path_stays_in_device_state(tmp_path: Path) -> None:
+    services = DeviceServices(tmp_path, {}, runner=dict)
+    assert services.host_path("m.tflite", "/data/local/tmp") == tmp_path / "data" / "local" / "tmp" / "m.tflite"
+    with pytest.raises(ValueError):
+        services.host_path("/data/../etc/passwd")
+
+
+def test_parse_instrument_args() -> None:
+    extras, component = _parse_instrument(["-w", "-r", "-e", "model", "/m x", "-e", "runs", "5", "p/.R"])
+    assert extras == {"model": "/m x", "runs": "5"} and component == "p/.R"
+
+
+# --- on the device ---------------------------------------------------------------------------------------------
+def test_adbutils_sees_a_phone(emulated_device: EmulatedDevice, device: adbutils.AdbDevice) -> None:
+    client = adbutils.AdbClient(host="127.0.0.1", port=emulated_device.adb_port)
+    assert emulated_device.serial in [d.serial for d in client.device_list()]
+    assert device.get_state() == "device"
+    assert device.prop.model == "BlitzMask Emulated"
+    assert device.shell(["getprop", "ro.build.version.sdk"]) == "34"
+    assert device.getprop("ro.product.cpu.abi") == "arm64-v8a"
+    assert "abb_exec" not in device.get_features().split(",")  # hidden: adbd cannot serve it
+
+
+@pytest.mark.parametrize("code", [0, 3, 255])
+def test_shell_v2_exit_codes(device: adbutils.AdbDevice, code: int) -> None:
+    ret = device.shell2(f"echo out; echo err >&2; exit {code}", v2=True)
+    assert (ret.returncode, ret.stdout, ret.stderr) == (code, "out\n", "err\n")
+
+
+def test_push_pull_hostile_name(device: adbutils.AdbDevice, tmp_path: Path) -> None:
+    name = "a b$(touch pwned);'\"`x`\n.bin"
+    remote = f"/data/local/tmp/{name}"
+    payload = bytes(range(256)) * 1000
+    local = tmp_path / "in.bin"
+    local.write_bytes(payload)
+    device.sync.push(local, remote)
+    assert name in [f.path for f in device.sync.list("/data/local/tmp")]
+    device.sync.pull(remote, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == payload
+    digest = device.shell(["sha256sum", remote]).split()[0]
+    assert digest == hashlib.sha256(payload).hexdigest()
+    device.shell(["rm", remote])
+    assert device.shell2("ls /data/local/tmp/pwned /pwned", v2=True).returncode != 0
+
+
+def test_install_list_and_downgrade(device: adbutils.AdbDevice, tmp_path: Path) -> None:
+    device.uninstall(PACKAGE)
+    assert PACKAGE not in device.list_packages()
+    device.install(str(write_apk(tmp_path / "v3.apk", PACKAGE, 3, "0.3.0")), nolaunch=True, silent=True)
+    assert f"package:{PACKAGE} versionCode:3" in device.shell(["pm", "list", "packages", "--show-versioncode"])
+    assert "versionName=0.3.0" in device.shell(["dumpsys", "package", PACKAGE])
+    with pytest.raises(adbutils.AdbInstallError, match="VERSION_DOWNGRADE"):
+        device.install(str(write_apk(tmp_path / "v2.apk", PACKAGE, 2, "0.2.0")), nolaunch=True, silent=True)
+    device.uninstall(PACKAGE)
+    assert PACKAGE not in device.list_packages()
+
+
+def test_adb_install_command_line(emulated_device: EmulatedDevice, device: adbutils.AdbDevice, tmp_path: Path) -> None:
+    """`adb install` streams through `cmd package install -S` (abb_exec is hidden)."""
+    device.uninstall(PACKAGE)
+    apk = write_apk(tmp_path / "app.apk", PACKAGE, 7, "0.7.0")
+    cmd = [adbutils.adb_path(), "-P", str(emulated_device.adb_port), "-s", emulated_device.serial, "install", str(apk)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+    assert device.shell(["pm", "path", PACKAGE]) == f"package:/data/app/{PACKAGE}/base.apk"
+    device.uninstall(PACKAGE)
+
+
+def test_am_instrument_without_app_fails(device: adbutils.AdbDevice) -> None:
+    device.uninstall(PACKAGE)
+    out = device.shell2(instrument_command(MODEL, delegate="cpu", threads=1, warmup=0, runs=1, out=RESULT), v2=True)
+    assert out.returncode != 0
+    assert "Unable to find instrumentation info" in out.output
+    assert f"INSTRUMENTATION_FAILED: {PACKAGE}/{PACKAGE}.BenchInstrumentation" in out.output
+
+
+def test_am_instrument_round_trip(
+    emulated_device: EmulatedDevice, device: adbutils.AdbDevice, installed_app: str, monkeypatch, tmp_path: Path
+) -> None:
+    seen = {}
+
+    def fake_runner(model: Path, **kwargs) -> dict:
+        seen.update(kwargs, model_bytes=model.read_bytes())
+        settings = {k: kwargs[k] for k in ("delegate", "threads", "warmup", "runs")}
+        result = base_result(str(model), **settings)
+        zones = read_thermal_zones(kwargs["thermal_root"])
+        result.update(status="ok", runs_ms=[1.5] * kwargs["runs"], thermal_before=zones, device=kwargs["device"])
+        return result
+
+    monkeypatch.setattr(emulated_device.services, "runner", fake_runner)
+    device.sync.push(b"fake tflite bytes", MODEL)
+    emulated_device.set_temperature(0, 55500)
+    cmd = instrument_command(MODEL, delegate="xnnpack", threads=2, warmup=1, runs=4, out=RESULT, cooldown_c=45.0)
+    out = device.shell2(cmd, v2=True, timeout=60)
+    assert out.returncode == 0
+    result, status = parse_instrument_output(out.output)
+    assert status == "ok" and result["runs_ms"] == [1.5] * 4 and result["model"] == MODEL
+    assert result["thermal_before"]["cpu-thermal"] == pytest.approx(55.5)
+    assert result["device"]["model"] == "BlitzMask Emulated" and result["device"]["sdk"] == 34
+    assert seen["model_bytes"] == b"fake tflite bytes" and seen["cooldown_c"] == 45.0 and seen["threads"] == 2
+    assert parse_result(device.sync.read_text(RESULT)) == result
+    emulated_device.set_temperature(0, 38000)
+
+
+@pytest.mark.e2e
+def test_am_instrument_runs_litert(device: adbutils.AdbDevice, installed_app: str, bench_tflite: Path) -> None:
+    device.sync.push(bench_tflite, MODEL)
+    cmd = instrument_command(MODEL, delegate="xnnpack", threads=1, warmup=1, runs=5, out=RESULT)
+    result, status = parse_instrument_output(device.shell2(cmd, v2=True, timeout=120).output)
+    assert status == "ok", result["error"]
+    assert len(result["runs_ms"]) == 5 and all(ms > 0 for ms in result["runs_ms"])
+    assert set(result["thermal_before"]) == {"cpu-thermal", "gpu-thermal", "battery"}
+    assert result["clocks_before"]["cpu0"] == 1800000
+
+
+def test_thermal_and_battery_follow_set_temperature(emulated_device: EmulatedDevice, device) -> None:
+    emulated_device.set_temperature(2, 41200)
+    assert device.shell("cat /sys/class/thermal/thermal_zone2/temp") == "41200"
+    assert "temperature: 412" in device.shell(["dumpsys", "battery"])
+    emulated_device.set_temperature(2, 30000)
+    with pytest.raises(ValueError):
+        emulated_device.set_temperature(9, 1)
+
+
+def test_unplug_mid_command_then_replug(emulated_device: EmulatedDevice, device: adbutils.AdbDevice) -> None:
+    device.sync.push(b"kept", "/data/local/tmp/kept.txt")
+    errors: list[BaseException] = []
+
+    def long_command() -> None:
+        try:
+            device.shell2("sleep 30; echo finished", v2=True, timeout=60)
+        except BaseException as err:  # the error is what the test checks
+            errors.append(err)
+
+    worker = threading.Thread(target=long_command)
+    worker.start()
+    time.sleep(1.0)
+    try:
+        started = time.monotonic()
+        emulated_device.unplug()
+        worker.join(timeout=10)
+        assert not worker.is_alive() and time.monotonic() - started < 10
+        assert len(errors) == 1 and isinstance(errors[0], (EOFError, adbutils.AdbError))
+        assert emulated_device.state_on_host() in (None, "offline")
+        with pytest.raises(adbutils.AdbError):
+            device.shell("echo hi")
+    finally:
+        emulated_device.replug()
+    assert emulated_device.state_on_host() == "device"
+    assert device.sync.read_text("/data/local/tmp/kept.txt") == "kept"

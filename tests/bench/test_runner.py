@@ -1,0 +1,160 @@
+"""Sweeps: planning, parallel devices, resumability after a device disappears, failed cells, model expansion."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from blitzmask_deploy.artifacts import CheckpointRef, ExportedFile, Manifest, TensorSpec, sha256_file, write_manifest
+from blitzmask_deploy.bench.errors import DeviceGone, DeviceTimeout
+from blitzmask_deploy.bench.protocol import base_result
+from blitzmask_deploy.bench.runner import ModelRef, Settings, expand_models, run_sweep
+from blitzmask_deploy.bench.store import ResultStore
+from blitzmask_deploy.errors import BadInput
+
+
+class FakeDevice:
+    """Implements the device interface; `die_after` cells it raises DeviceGone, like an unplugged phone."""
+
+    kind = "adb"
+    adb_server = "127.0.0.1:5037"
+
+    def __init__(self, serial: str, *, die_after: int | None = None, temps: list[float] | None = None) -> None:
+        self.serial = serial
+        self.die_after = die_after
+        self.ran: list[tuple] = []
+        self.threads_seen: set[str] = set()
+        self.temps = temps or []
+        self.flaky: set[str] = set()
+
+    def info(self) -> dict:
+        return {"fingerprint": f"acme/{self.serial}", "model": "Acme"}
+
+    def alive(self) -> bool:
+        return self.die_after is None or len(self.ran) < self.die_after
+
+    def thermal(self) -> dict[str, float]:
+        return {"cpu": self.temps.pop(0) if self.temps else 30.0}
+
+    def ensure_app(self, apk: Path | None) -> int:
+        return 1
+
+    def prepare(self, model: Path, sha256: str) -> str:
+        return f"/remote/{sha256}.tflite"
+
+    def run(self, remote: str, *, cell_key: str, delegate: str, threads: int, **settings: object) -> dict:
+        self.threads_seen.add(threading.current_thread().name)
+        if not self.alive():
+            raise DeviceGone(f"{self.serial}: device offline")
+        if delegate in self.flaky:
+            raise DeviceTimeout("am instrument timed out")
+        self.ran.append((remote, delegate, threads))
+        res = base_result(remote, delegate=delegate, threads=threads, warmup=0, runs=3)
+        if delegate == "gpu":
+            res.update(status="unsupported_delegate", error="no GPU delegate")
+        else:
+            res.update(status="ok", runs_ms=[float(threads), 2.0 * threads, 3.0 * threads])
+        return res
+
+
+MODELS = [ModelRef(Path(f"/m{i}.tflite"), f"{i:02x}" * 32, f"m{i}") for i in range(2)]
+
+
+def _settings(**over: object) -> Settings:
+    base = dict(delegates=["cpu", "xnnpack"], threads=[1, 4], warmup=0, runs=3)
+    base.update(over)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def test_sweep_runs_every_cell_on_every_device_in_parallel(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    devices = [FakeDevice("A"), FakeDevice("B")]
+    sweep = run_sweep(MODELS, devices, store, _settings(), progress=False)
+    assert sweep.ran == 16 and sweep.skipped == 0 and not sweep.gone
+    assert sweep.counts(store) == {"done": 16, "failed": 0, "pending": 0}
+    assert all(len(d.ran) == 8 for d in devices)
+    assert devices[0].threads_seen.isdisjoint(devices[1].threads_seen)  # one thread per device
+    row = next(r for r in store.cells() if r["threads"] == 4 and r["device_serial"] == "B")
+    assert row["p50_ms"] == 8.0 and row["device_fingerprint"] == "acme/B" and row["model_name"] in ("m0", "m1")
+
+
+def test_unplugged_device_leaves_cells_pending_and_rerun_finishes(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    flaky, steady = FakeDevice("A", die_after=3), FakeDevice("B")
+    sweep = run_sweep(MODELS, [flaky, steady], store, _settings(), progress=False)
+    assert "A" in sweep.gone and "offline" in sweep.gone["A"]
+    assert sweep.counts(store) == {"done": 11, "failed": 0, "pending": 5}
+    first_done = {r["cell_key"]: r["finished"] for r in store.cells(status="done")}
+    replugged = FakeDevice("A")
+    again = run_sweep(MODELS, [replugged, FakeDevice("B")], store, _settings(), progress=False)
+    assert again.ran == 5 and again.skipped == 11 and not again.gone
+    assert len(replugged.ran) == 5
+    rows = store.cells()
+    assert len(rows) == 16 and len({r["cell_key"] for r in rows}) == 16
+    assert all(r["status"] == "done" for r in rows)
+    assert {k: v for k, v in ((r["cell_key"], r["finished"]) for r in rows) if k in first_done} == first_done
+
+
+def test_failed_cells_are_kept_and_only_retried_on_request(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    dev = FakeDevice("A")
+    dev.flaky = {"xnnpack"}
+    sweep = run_sweep(MODELS[:1], [dev], store, _settings(delegates=["cpu", "xnnpack", "gpu"]), progress=False)
+    assert sweep.counts(store) == {"done": 2, "failed": 4, "pending": 0} and not sweep.gone
+    errors = {r["delegate"]: r["error"] for r in store.cells(status="failed")}
+    assert "timed out" in errors["xnnpack"] and errors["gpu"] == "no GPU delegate"
+    dev.flaky = set()
+    again = run_sweep(MODELS[:1], [dev], store, _settings(delegates=["cpu", "xnnpack", "gpu"]), progress=False)
+    assert again.ran == 0
+    retry = run_sweep(
+        MODELS[:1], [dev], store, _settings(delegates=["cpu", "xnnpack", "gpu"], retry_failed=True), progress=False
+    )
+    assert retry.ran == 4 and retry.counts(store) == {"done": 4, "failed": 2, "pending": 0}
+
+
+def test_cooldown_before_each_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("blitzmask_deploy.bench.thermal.time.sleep", lambda s: None)
+    store = ResultStore(tmp_path / "r.sqlite")
+    dev = FakeDevice("A", temps=[70.0, 55.0, 39.0])  # hot for two polls, then every read is 30 °C
+    run_sweep(MODELS[:1], [dev], store, _settings(delegates=["cpu"], threads=[1], cooldown_c=40.0), progress=False)
+    (row,) = store.cells()
+    assert row["status"] == "done" and row["cooldown_s"] is not None and dev.temps == []
+
+
+def _export_dir(tmp_path: Path) -> Path:
+    spec = TensorSpec(name="x", shape=[1, 8, 8, 3], dtype="float32")
+    files = []
+    for precision in ("fp32", "int8"):
+        (tmp_path / f"model_{precision}.tflite").write_bytes(precision.encode() * 10)
+        files.append(ExportedFile(file=f"model_{precision}.tflite", format="tflite", precision=precision,
+                                  sha256=sha256_file(tmp_path / f"model_{precision}.tflite"), bytes=40,
+                                  inputs=[spec], outputs=[spec]))  # fmt: skip
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    files.append(ExportedFile(file="model.onnx", format="onnx", precision="fp32", sha256=sha256_file(
+        tmp_path / "model.onnx"), bytes=4, inputs=[spec], outputs=[spec]))  # fmt: skip
+    manifest = Manifest(variant="blitzmask-tiny", input_size=8, categories=[],
+                        checkpoint=CheckpointRef(path="c.pt", sha256="0" * 64), files=files, toolchain={},
+                        created="2026-01-01")  # fmt: skip
+    write_manifest(manifest, tmp_path)
+    return tmp_path
+
+
+def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path) -> None:
+    (tmp_path / "export_dir").mkdir()
+    export = _export_dir(tmp_path / "export_dir")
+    plain = tmp_path / "other.tflite"
+    plain.write_bytes(b"x")
+    refs = expand_models([export, plain])
+    assert [(r.name, r.variant, r.precision) for r in refs] == [
+        ("tflite-fp32", "blitzmask-tiny", "fp32"), ("tflite-int8", "blitzmask-tiny", "int8"), ("other", None, None),
+    ]  # fmt: skip
+    assert refs[2].sha256 == sha256_file(plain)
+    (export / "model_int8.tflite").write_bytes(b"tampered")
+    with pytest.raises(BadInput, match="does not match"):
+        expand_models([export])
+    with pytest.raises(BadInput, match="not found"):
+        expand_models([tmp_path / "missing.tflite"])
+    with pytest.raises(BadInput, match="neither"):
+        expand_models([export / "model.onnx"])

@@ -1,0 +1,136 @@
+"""`blitzmask devices` and `blitzmask bench` on the local device: JSON output, resumable sweeps, usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from fixtures_models import build_tflite
+
+CLI = [sys.executable, "-m", "blitzmask_deploy.cli.app"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    """No adb server: a port nothing listens on."""
+    return {**os.environ, "ANDROID_ADB_SERVER_PORT": str(_free_port())}
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    return build_tflite()
+
+
+def _rows(store: Path) -> list[dict]:
+    conn = sqlite3.connect(store)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM cells ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def test_devices_json_without_adb_server_lists_local_fast() -> None:
+    env = _env()
+    walls = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        out = subprocess.run([*CLI, "devices", "--json"], capture_output=True, text=True, timeout=60, env=env)
+        walls.append(time.perf_counter() - t0)
+    assert out.returncode == 0, out.stderr
+    (local,) = json.loads(out.stdout)["devices"]
+    assert local["serial"] == "local" and local["kind"] == "local" and local["state"] == "device"
+    assert set(local) == {"serial", "kind", "state", "model", "soc", "android", "abi", "adb_server"}
+    assert len(out.stderr.strip().splitlines()) == 1 and "no adb server" in out.stderr
+    assert min(walls) < 1.0, walls
+    code = "import sys\nfrom blitzmask_deploy.cli.app import main\nsys.argv=['blitzmask','devices']\n"
+    code += "try:\n    main()\nexcept SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert probe.stdout.strip().splitlines()[-1] == "[]", probe.stdout + probe.stderr
+
+
+def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack,gpu", "--threads", "1,2",
+            "--warmup", "1", "--runs", "20", "--store", str(store), "--json"]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["done"], report["failed"], report["pending"], report["ran"]) == (4, 2, 0, 6)
+    for cell in report["cells"]:
+        if cell["delegate"] == "gpu":
+            assert cell["status"] == "failed" and "not available" in cell["error"]
+        else:
+            assert cell["status"] == "done" and 0 < cell["p50_ms"] <= cell["p90_ms"] <= cell["p99_ms"]
+            assert cell["runs"] == 20 and cell["fps"] > 0 and cell["init_ms"] > 0
+    rows = _rows(store)
+    assert len(rows) == 6 and all(len(json.loads(r["runs_ms"])) == 20 for r in rows if r["status"] == "done")
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    assert json.loads(again.stdout)["ran"] == 0 and len(_rows(store)) == 6
+    table = subprocess.run(args[:-1], capture_output=True, text=True, timeout=300, env=_env())
+    assert table.returncode == 0 and "p50 ms" in table.stdout and "xnnpack" in table.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_sweep_resumes_without_duplicates(model: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    store = tmp_path / "r.sqlite"
+    args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack", "--threads", "1,2",
+            "--warmup", "0", "--runs", "250", "--store", str(store), "--json"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists() and any(r["status"] == "done" for r in _rows(store)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    first = _rows(store)
+    assert len(first) == 4 and 1 <= sum(r["status"] == "done" for r in first) < 4
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    assert out.returncode == 0, out.stderr
+    rows = _rows(store)
+    assert len(rows) == 4 and len({r["cell_key"] for r in rows}) == 4 and {r["status"] for r in rows} == {"done"}
+    done_first = {r["cell_key"]: r["finished"] for r in first if r["status"] == "done"}
+    assert {r["cell_key"]: r["finished"] for r in rows if r["cell_key"] in done_first} == done_first
+    assert json.loads(out.stdout)["skipped"] == len(done_first)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--delegate", "tpu"], "unknown delegate tpu"),
+        (["--threads", "0"], "--threads expects positive integers"),
+        (["--device", "nosuch"], "no device 'nosuch'"),
+        (["--adb", "nohostport"], "--adb expects HOST:PORT"),
+        (["--apk", "/nonexistent.apk"], "APK not found"),
+    ],
+)
+def test_bench_bad_input_is_one_line_exit_2(model: Path, tmp_path: Path, extra: list[str], message: str) -> None:
+    args = [*CLI, "bench", str(model), "--store", str(tmp_path / "r.sqlite"), *extra]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=_env())
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
+
+
+def test_bench_missing_model_is_exit_2(tmp_path: Path) -> None:
+    out = subprocess.run([*CLI, "bench", str(tmp_path / "nope.tflite"), "--store", str(tmp_path / "r.sqlite")],
+                         capture_output=True, text=True, timeout=60, env=_env())  # fmt: skip
+    assert out.returncode == 2 and out.stderr.strip() == f"error: model not found: {tmp_path / 'nope.tflite'}"

@@ -1,0 +1,105 @@
+"""Decode (numpy): peaks, top-k, score threshold, mask assembly, box crop, letterbox undo, COCO results."""
+
+from __future__ import annotations
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from blitzmask_deploy.data.targets import BOX_UNIT
+from blitzmask_deploy.data.transforms import letterbox_info
+from blitzmask_deploy.decode import decode, max_pool3, to_coco_results
+
+SIZE, STRIDE = 128, 4
+G = SIZE // STRIDE
+
+
+def _outputs(instances: list[tuple[int, int, int, int, int, float]], num_classes: int = 3) -> dict[str, np.ndarray]:
+    """NHWC head outputs for rectangles (y1, x1, y2, x2 in input px, label, score); basis k = instance k's mask."""
+    k = max(1, len(instances))
+    heat = np.zeros((1, G, G, num_classes), np.float32)
+    coef = np.zeros((1, G, G, k), np.float32)
+    basis = np.full((1, G, G, k), -10.0, np.float32)
+    box = np.zeros((1, G, G, 4), np.float32)
+    for i, (y1, x1, y2, x2, label, score) in enumerate(instances):
+        cy, cx = (y1 + y2) // 2 // STRIDE, (x1 + x2) // 2 // STRIDE
+        heat[0, cy, cx, label] = score
+        coef[0, cy, cx, i] = 1.0
+        basis[0, y1 // STRIDE : y2 // STRIDE, x1 // STRIDE : x2 // STRIDE, i] = 10.0
+        ccx, ccy = (cx + 0.5) * STRIDE, (cy + 0.5) * STRIDE
+        box[0, cy, cx] = np.array([ccx - x1, ccy - y1, x2 - ccx, y2 - ccy]) / BOX_UNIT
+    return {"heatmap": heat, "coefficients": coef, "spanning_set": basis, "box": box}
+
+
+def test_max_pool3_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((7, 9, 2)).astype(np.float32)
+    ref = np.zeros_like(x)
+    for y in range(7):
+        for xx in range(9):
+            ref[y, xx] = x[max(0, y - 1) : y + 2, max(0, xx - 1) : xx + 2].reshape(-1, 2).max(axis=0)
+    np.testing.assert_array_equal(max_pool3(x), ref)
+
+
+def test_decode_recovers_instances_through_letterbox() -> None:
+    info = letterbox_info(64, 128, SIZE)  # original 64×128 → scale 1.0, the lower half of the input is padding
+    inst = [(8, 8, 40, 48, 2, 0.9), (16, 64, 56, 120, 0, 0.6)]
+    out = decode(_outputs(inst), info)
+    assert out.masks.shape == (2, 64, 128) and out.masks.dtype == bool
+    assert out.scores.tolist() == [np.float32(0.9), np.float32(0.6)]
+    assert out.labels.tolist() == [2, 0]
+    for j, (y1, x1, y2, x2, _, _) in enumerate(inst):
+        gt = np.zeros((64, 128), bool)
+        gt[y1:y2, x1:x2] = True
+        iou = (out.masks[j] & gt).sum() / (out.masks[j] | gt).sum()
+        assert iou > 0.9
+        np.testing.assert_allclose(out.boxes[j], [x1, y1, x2, y2], atol=1e-3)
+
+
+def test_decode_scales_back_to_larger_originals() -> None:
+    info = letterbox_info(256, 192, SIZE)  # scale 0.5
+    out = decode(_outputs([(16, 16, 80, 64, 1, 0.8)]), info)
+    assert out.masks.shape == (1, 256, 192)
+    np.testing.assert_allclose(out.boxes[0], [32, 32, 128, 160], atol=1e-3)
+    ys, xs = np.nonzero(out.masks[0])
+    assert abs(ys.min() - 32) <= 2 and abs(ys.max() - 159) <= 2 and abs(xs.min() - 32) <= 2 and abs(xs.max() - 127) <= 2
+
+
+def test_box_crops_the_mask_and_no_box_head_uses_mask_extent() -> None:
+    outputs = _outputs([(40, 40, 80, 80, 0, 0.9)])
+    outputs["spanning_set"][0, 2:30, 2:30, 0] = 10.0  # the basis leaks far outside the box
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    cropped = decode(outputs, info)
+    assert cropped.masks[0].sum() == 40 * 40
+    free = decode({k: v for k, v in outputs.items() if k != "box"}, info)
+    assert free.masks[0].sum() > 100 * 100
+    np.testing.assert_allclose(free.boxes[0], [8, 8, 120, 120], atol=1)
+
+
+def test_peaks_threshold_topk_and_optional_batch_dim() -> None:
+    outputs = _outputs([(8, 8, 24, 24, 0, 0.9), (64, 64, 96, 96, 1, 0.5), (100, 8, 120, 40, 2, 0.04)])
+    cy, cx = 16 // STRIDE, 16 // STRIDE
+    outputs["heatmap"][0, cy, cx + 1, 0] = 0.8  # a neighbour of a stronger peak: suppressed by the 3×3 max-pool
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    out = decode(outputs, info)
+    assert out.scores.tolist() == [np.float32(0.9), np.float32(0.5)]  # 0.8 suppressed, 0.04 under 0.05
+    assert len(decode(outputs, info, top_k=1)) == 1
+    assert len(decode(outputs, info, score_threshold=0.6)) == 1
+    assert len(decode(outputs, info, score_threshold=0.95)) == 0
+    unbatched = decode({k: v[0] for k, v in outputs.items()}, info)
+    np.testing.assert_array_equal(unbatched.masks, out.masks)
+    empty = decode(outputs, info, score_threshold=0.99)
+    assert empty.masks.shape == (0, SIZE, SIZE) and empty.boxes.shape == (0, 4)
+
+
+def test_to_coco_results_round_trips_masks() -> None:
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    out = decode(_outputs([(8, 8, 40, 48, 2, 0.9), (64, 64, 96, 96, 0, 0.6)]), info)
+    results = to_coco_results(out, image_id=7, cat_index_to_id=[10, 20, 30])
+    assert [r["category_id"] for r in results] == [30, 10]
+    assert all(r["image_id"] == 7 for r in results)
+    for r, m in zip(results, out.masks, strict=True):
+        assert isinstance(r["segmentation"]["counts"], str)
+        rle = dict(r["segmentation"], counts=r["segmentation"]["counts"].encode())
+        np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool), m)
+    assert results[0]["bbox"] == [8.0, 8.0, 40.0, 32.0]
+    assert to_coco_results(decode(_outputs([]), info), 1, [1]) == []
