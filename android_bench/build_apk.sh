@@ -7,7 +7,7 @@
 #
 # Tools missing on the host are fetched once from Debian packages (scripts/fetch_debs.sh: bullseye dx and
 # android.jar API 23, bookworm aapt/zipalign/apksigner) and unpacked under .cache/android-tools/; the debug
-# keystore is cached there too. Needs a JDK (javac, java, keytool), dpkg and unzip.
+# keystore is cached there too. Needs a JDK (javac, java, keytool) and dpkg.
 # Output: $BUILD_DIR/blitzmask-bench.apk (default android_bench/build) and a sidecar blitzmask-bench.apk.json.
 set -euo pipefail
 
@@ -22,17 +22,19 @@ apk_name=blitzmask-bench.apk
 die() { echo "build_apk: $*" >&2; exit 1; }
 note() { echo "build_apk: $*" >&2; }
 
-for t in javac java keytool unzip; do
-  command -v "$t" >/dev/null || die "$t not found: install a JDK (openjdk-17-jdk-headless) and unzip"
+for t in javac java keytool; do
+  command -v "$t" >/dev/null || die "$t not found: install a JDK (openjdk-17-jdk-headless)"
 done
 
 # --- tools: host first, else the Debian packages unpacked under .cache/android-tools/root -----------------
 host_jar=/usr/lib/android-sdk/platforms/android-23/android.jar
+# Another package also installs a `dx` (OpenDX): only Android's prints "dx version".
+host_dx() { command -v dx >/dev/null && dx --version 2>&1 | grep -q "dx version"; }
 need_fetch() {
   if [ -z "${ANDROID_JAR:-}" ] && [ ! -f "$host_jar" ] && [ ! -f "$troot/usr/share/java/com.android.android-23.jar" ]; then
     return 0
   fi
-  command -v dx >/dev/null || [ -f "$troot/usr/share/java/com.android.dx.jar" ] || return 0
+  host_dx || [ -f "$troot/usr/share/java/com.android.dx.jar" ] || return 0
   command -v aapt >/dev/null || [ -x "$troot/usr/lib/android-sdk/build-tools/debian/aapt" ] || return 0
   command -v zipalign >/dev/null || [ -x "$troot/usr/lib/android-sdk/build-tools/debian/zipalign" ] || return 0
   command -v apksigner >/dev/null || [ -f "$troot/usr/share/java/apksigner.jar" ] || return 0
@@ -62,7 +64,6 @@ if need_fetch; then
   fetch_tools
   need_fetch && die "Android build tools still missing after the fetch (see the messages above)"
 fi
-exec 9>&-
 
 bt="$troot/usr/lib/android-sdk/build-tools/debian"
 export LD_LIBRARY_PATH="$troot/usr/lib/x86_64-linux-gnu/android:$troot/usr/lib/x86_64-linux-gnu:$troot/lib/x86_64-linux-gnu:$troot/usr/lib:$troot/usr/lib/p7zip${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -70,7 +71,7 @@ android_jar=${ANDROID_JAR:-}
 if [ -z "$android_jar" ]; then
   if [ -f "$host_jar" ]; then android_jar=$host_jar; else android_jar="$troot/usr/share/java/com.android.android-23.jar"; fi
 fi
-if command -v dx >/dev/null; then dx=(dx); else dx=(java -jar "$troot/usr/share/java/com.android.dx.jar"); fi
+if host_dx; then dx=(dx); else dx=(java -jar "$troot/usr/share/java/com.android.dx.jar"); fi
 if command -v aapt >/dev/null; then aapt=aapt; else aapt="$bt/aapt"; fi
 if command -v zipalign >/dev/null; then zipalign=zipalign; else zipalign="$bt/zipalign"; fi
 if command -v apksigner >/dev/null; then apksigner=(apksigner); else
@@ -84,6 +85,7 @@ if [ ! -f "$keystore" ]; then
     -alias androiddebugkey -keyalg RSA -keysize 2048 -validity 10000 -dname "CN=Android Debug,O=Android,C=US" \
     >/dev/null 2>&1 || die "keytool could not create $keystore"
 fi
+exec 9>&-  # tools and key ready: concurrent builds (different BUILD_DIRs) may go on
 
 # --- optional runtime AARs: classes.jar (+ libs/*.jar) onto the class path, jni/<abi>/*.so into lib/<abi>/ ----
 work="$build/work"
@@ -101,7 +103,11 @@ unpack_aars() {
     n=$((n + 1))
     dir="$work/aar/$n"
     mkdir -p "$dir"
-    unzip -q -o "$aar" -d "$dir" || die "not a zip/AAR: $aar"
+    if command -v unzip >/dev/null; then
+      unzip -q -o "$aar" -d "$dir" || die "not a zip/AAR: $aar"
+    else
+      (cd "$dir" && jar xf "$(cd "$(dirname "$aar")" && pwd)/$(basename "$aar")") || die "not a zip/AAR: $aar"
+    fi
     [ -f "$dir/classes.jar" ] && extra_jars+=("$dir/classes.jar")
     if [ -d "$dir/libs" ]; then
       while IFS= read -r jar; do extra_jars+=("$jar"); done < <(find "$dir/libs" -name '*.jar' | sort)
@@ -138,7 +144,7 @@ mkdir -p "$build"
 mv -f "$work/signed.apk" "$build/$apk_name"
 
 manifest="$app/AndroidManifest.xml"
-package=$(sed -n 's/.*package="\([^"]*\)".*/\1/p' "$manifest" | head -n1)
+package=$(sed -n 's/^[[:space:]]*package="\([^"]*\)".*/\1/p' "$manifest" | head -n1)
 version_name=$(sed -n 's/.*android:versionName="\([^"]*\)".*/\1/p' "$manifest" | head -n1)
 version_code=$(sed -n 's/.*android:versionCode="\([^"]*\)".*/\1/p' "$manifest" | head -n1)
 sha=$(sha256sum "$build/$apk_name" | cut -d' ' -f1)

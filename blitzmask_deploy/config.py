@@ -159,9 +159,10 @@ def _load(path: Path, cls: type[_Card]) -> _Card:
 
 def load_model_card(variant: str, root: Path | None = None) -> ModelCard:
     """Read `models/<variant>/model.yaml`."""
-    card = _load(model_dir(variant, root) / "model.yaml", ModelCard)
+    path = model_dir(variant, root) / "model.yaml"
+    card = _load(path, ModelCard)
     if card.variant != variant:
-        raise BadInput(f"models/{variant}/model.yaml names variant {card.variant!r}")
+        raise BadInput(f"{path} names variant {card.variant!r}, expected {variant!r}")
     return card
 
 
@@ -173,6 +174,11 @@ def load_perf(variant: str, root: Path | None = None) -> PerfCard:
 def load_numerics(variant: str, root: Path | None = None) -> NumericsCard:
     """Read `models/<variant>/numerics.yaml`."""
     return _load(model_dir(variant, root) / "numerics.yaml", NumericsCard)
+
+
+def load_numerics_file(path: Path) -> NumericsCard:
+    """Read a numerics card from an explicit path (e.g. `blitzmask gate --budgets FILE`)."""
+    return _load(Path(path), NumericsCard)
 
 
 def save_perf(variant: str, card: PerfCard, root: Path | None = None) -> Path:

@@ -1,8 +1,9 @@
 """Raw head tensors of one image → instances at the original image size (numpy; the same for every runtime).
 
 Peaks are cells equal to their 3×3 neighbourhood maximum; the top-k (≤ 100) above the score threshold become
-instances. Each mask is sigmoid(Σ_k coef_k · basis_k) at stride 4, mapped back through the letterbox to the
-original size, cropped to the predicted box (when the model has a box head) and thresholded.
+instances. Each mask is sigmoid(Σ_k coef_k · basis_k) at stride 4, resampled bilinearly straight to the original
+image through the letterbox geometry (the same mapping as `transforms.unletterbox_mask`, but only inside the
+predicted box when the model has a box head, which crops the mask), then thresholded.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from blitzmask_deploy.data.targets import BOX_UNIT
-from blitzmask_deploy.data.transforms import LetterboxInfo, unletterbox_mask
+from blitzmask_deploy.data.transforms import LetterboxInfo
 
 
 @dataclass
@@ -84,18 +85,36 @@ def decode(
         boxes = np.clip(boxes, 0, [info.orig_w, info.orig_h, info.orig_w, info.orig_h]).astype(np.float32)
     else:
         boxes = None
+    rows = _bilinear_taps(info.orig_h, h, info.scale / stride)
+    cols = _bilinear_taps(info.orig_w, w, info.scale / stride)
     masks = np.zeros((len(top), info.orig_h, info.orig_w), bool)
     for i in range(len(top)):
-        full = unletterbox_mask(soft[i], info) > mask_threshold
+        y1, x1, y2, x2 = 0, 0, info.orig_h, info.orig_w
         if boxes is not None:
-            x1, y1, x2, y2 = boxes[i]
-            crop = np.zeros_like(full)
-            crop[int(np.floor(y1)) : int(np.ceil(y2)), int(np.floor(x1)) : int(np.ceil(x2))] = True
-            full &= crop
-        masks[i] = full
+            bx1, by1, bx2, by2 = boxes[i]
+            y1, x1, y2, x2 = int(np.floor(by1)), int(np.floor(bx1)), int(np.ceil(by2)), int(np.ceil(bx2))
+        if y2 > y1 and x2 > x1:
+            masks[i, y1:y2, x1:x2] = _resample(soft[i], rows, cols, y1, y2, x1, x2) > mask_threshold
     if boxes is None:
         boxes = np.stack([_mask_box(m) for m in masks]).astype(np.float32)
     return Instances(masks=masks, boxes=boxes, scores=scores.astype(np.float32), labels=labels.astype(np.int64))
+
+
+def _bilinear_taps(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear source taps (i0, i1, weight of i1) for each of `out_len` output pixels over an `in_len` grid
+    whose cells are 1/`step` output pixels wide (pixel centres aligned, edges clamped)."""
+    g = np.clip((np.arange(out_len) + 0.5) * step - 0.5, 0, in_len - 1)
+    i0 = np.floor(g).astype(np.int64)
+    i1 = np.minimum(i0 + 1, in_len - 1)
+    return i0, i1, (g - i0).astype(np.float32)
+
+
+def _resample(grid: np.ndarray, rows: tuple, cols: tuple, y1: int, y2: int, x1: int, x2: int) -> np.ndarray:
+    """Bilinear upsampling of `grid` (h,w) to the output window [y1:y2, x1:x2] (separable: rows, then columns)."""
+    r0, r1, rw = (t[y1:y2] for t in rows)
+    c0, c1, cw = (t[x1:x2] for t in cols)
+    part = grid[r0] * (1 - rw)[:, None] + grid[r1] * rw[:, None]
+    return part[:, c0] * (1 - cw) + part[:, c1] * cw
 
 
 def _mask_box(mask: np.ndarray) -> np.ndarray:

@@ -207,7 +207,12 @@ class AndroidDevice:
         if sha256 in self._verified:
             return remote
         if self.remote_sha256(remote) != sha256:
-            self.sh(protocol.quote_command(["mkdir", "-p", posixpath.dirname(remote)]))
+            folder = posixpath.dirname(remote)  # readable by the app's uid: dirs 755, file 644
+            self.sh(
+                protocol.quote_command(["mkdir", "-p", folder])
+                + " && "
+                + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, folder])
+            )
             _guarded(self.serial, "push model", self._dev.sync.push, Path(model), remote, 0o644)
             got = self.remote_sha256(remote)
             if got != sha256:
@@ -384,9 +389,13 @@ def open_devices(
     wanted: list[str], servers: list[str] | None = None, *, instrument_timeout: float = 600.0
 ) -> tuple[list[AndroidDevice | LocalDevice], list[str]]:
     """Resolve --device values ('all', 'local' or serials) into devices; BadInput for an unknown serial."""
+    if set(wanted) == {LOCAL_SERIAL}:
+        return [LocalDevice()], []
     entries, notes = list_devices(servers, with_info=False)
-    ready = {e.serial: e for e in entries if e.state == "device"}
-    known = {e.serial: e for e in entries}
+    known: dict[str, DeviceEntry] = {}
+    for entry in entries:  # a serial listed by two adb servers is taken from the first
+        known.setdefault(entry.serial, entry)
+    ready = {serial: e for serial, e in known.items() if e.state == "device"}
     serials: list[str] = []
     for name in wanted:
         if name == "all":

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -121,6 +122,7 @@ class EmulatedDevice:
         self._proc: subprocess.Popen | None = None
         self._worker: SpoolWorker | None = None
         self._own_server = False
+        self._boots = 0
 
     @property
     def serial(self) -> str:
@@ -156,7 +158,7 @@ class EmulatedDevice:
         self._prepare_state()
         self._start_server()
         self.services = DeviceServices(self.state, self.props, self._runner or _local_runner)
-        self._worker = SpoolWorker(self.state / "hostcall", self.services)
+        self._worker = SpoolWorker(self.state / "spool", self.services)
         self._worker.start()
         self.replug()
         return self.serial
@@ -224,7 +226,7 @@ class EmulatedDevice:
 
     # --- internals ------------------------------------------------------------------------------------------
     def _prepare_state(self) -> None:
-        for sub in ("data/local/tmp", "data/system", "data/app", "tmp", "hostcall"):
+        for sub in ("data/local/tmp", "data/system", "data/app", "tmp", "spool"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         thermal = self.state / "sys" / "class" / "thermal"
         for i, (kind, milli_c) in enumerate(THERMAL_ZONES):
@@ -267,11 +269,17 @@ class EmulatedDevice:
     def _launch_adbd(self) -> None:
         if _port_open(self.port):
             raise EmulatorError(f"port {self.port} is already in use")
-        for stale in (self.state / "hostcall").iterdir():
-            stale.unlink()
+        # A fresh spool per boot: pids restart in the new namespace, so an answer to a request of the previous
+        # boot must not reach a new shim with the same pid.
+        self._boots += 1
+        spool = self.state / "spool" / f"boot{self._boots}"
+        shutil.rmtree(spool, ignore_errors=True)
+        spool.mkdir(parents=True)
+        assert self._worker is not None
+        self._worker.spool = spool
         with open(self._log_path(), "ab") as log:
             self._proc = subprocess.Popen(
-                [*UNSHARE, str(SCRIPTS / "launch.sh"), str(self.rootfs), str(self.state), str(self.port)],
+                [*UNSHARE, str(SCRIPTS / "launch.sh"), str(self.rootfs), str(self.state), str(self.port), str(spool)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -288,8 +296,17 @@ class EmulatedDevice:
     def _kill_adbd(self) -> None:
         if self._proc is None:
             return
-        self._proc.kill()  # --kill-child takes adbd (pid 1 of the namespace) and everything under it along
-        self._proc.wait(timeout=10)
+        # Kill the namespace's pid 1 (adbd; everything in the namespace dies with it) so that unshare reaps it;
+        # killing unshare alone also works (--kill-child) but leaves adbd to be reaped by the host's init.
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        with contextlib.suppress(OSError, ValueError):
+            for pid in children.read_text().split():
+                os.kill(int(pid), signal.SIGKILL)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
         self._proc = None
         deadline = time.monotonic() + 5
         while _port_open(self.port) and time.monotonic() < deadline:
@@ -300,3 +317,20 @@ def _local_runner(model: Path, **kwargs: object) -> dict:
     from blitzmask_deploy.bench.local import run_local_benchmark
 
     return run_local_benchmark(model, **kwargs)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    """`python -m blitzmask_deploy.bench.emulated [WORKDIR]`: run the device until Ctrl-C (for manual tries)."""
+    import tempfile
+
+    workdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="blitzmask-emu-"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the device on `kill` too
+    with EmulatedDevice(workdir) as emu:
+        print(f"{emu.serial} on adb server {emu.adb_address}: try `adb -P {emu.adb_port} devices -l`", flush=True)
+        print(f"e.g. blitzmask devices --adb {emu.adb_address}; Ctrl-C stops it", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()

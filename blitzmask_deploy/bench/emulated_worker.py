@@ -63,10 +63,12 @@ class DeviceServices:
     def host_path(self, path: str, cwd: str = "/") -> Path:
         """Where a device path under /data, /sys or /tmp lives on the host."""
         full = posixpath.normpath(posixpath.join(cwd, path))
-        top = full.split("/")[1] if full.count("/") else ""
-        if top not in ("data", "sys", "tmp"):
+        if full.split("/")[1] not in ("data", "sys", "tmp"):
             raise ValueError(f"{full}: only /data, /sys and /tmp are reachable from the host")
-        return self.state.joinpath(*full.split("/")[1:])
+        host = self.state.joinpath(*full.split("/")[1:])
+        if not host.resolve().is_relative_to(self.state.resolve()):
+            raise ValueError(f"{full}: a link leads out of the device")
+        return host
 
     def handle(self, cwd: str, argv: list[str]) -> tuple[str, int]:
         """(stdout, exit code) of one shim call."""

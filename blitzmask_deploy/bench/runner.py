@@ -66,6 +66,7 @@ class Settings:
     target_fps: float = 30.0
     cooldown_c: float | None = None
     cooldown_max_s: float = 300.0
+    cooldown_poll_s: float = 2.0
     retry_failed: bool = False
     apk: Path | None = None
 
@@ -195,7 +196,9 @@ def _run_cell(device: Any, cell: CellSpec, store: ResultStore, settings: Setting
     """Measure one cell; DeviceGone propagates (the cell stays pending), other device errors fail the cell."""
     waited = None
     if settings.cooldown_c is not None:
-        waited, _ = wait_for_cooldown(device.thermal, settings.cooldown_c, settings.cooldown_max_s)
+        waited, _ = wait_for_cooldown(
+            device.thermal, settings.cooldown_c, settings.cooldown_max_s, settings.cooldown_poll_s
+        )
     try:
         remote = device.prepare(Path(cell.model_path), cell.model_sha256)
         store.mark_started(cell.key)

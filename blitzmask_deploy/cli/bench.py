@@ -95,7 +95,11 @@ def bench_cmd(
     if not devices:
         raise BadInput(f"no device matches --device {device}")
     results = ResultStore(store)
-    sweep = run_sweep(refs, devices, results, settings, progress=not as_json)
+    try:
+        sweep = run_sweep(refs, devices, results, settings, progress=not as_json)
+    except KeyboardInterrupt:
+        info(f"interrupted: {len(results.cells(status='pending'))} cells pending in {store}: rerun to finish")
+        raise typer.Exit(130) from None
     counts = sweep.counts(results)
     for serial, reason in sweep.gone.items():
         info(f"device {serial} stopped: {reason}")
@@ -115,7 +119,7 @@ def bench_cmd(
     else:
         print(_table(rows))
     if counts["pending"] or sweep.gone:
-        info(f"{counts['pending']} cells pending: rerun to finish")
+        info(f"{counts['pending']} cells pending: rerun to finish" if counts["pending"] else "rerun to finish")
         raise typer.Exit(1)
 
 

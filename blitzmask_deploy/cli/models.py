@@ -18,18 +18,20 @@ def models_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """List BlitzMask variants: backbone, parameters, GMACs at the default (or given) input size."""
-    import torch
-
     from blitzmask_deploy.errors import BadInput
-    from blitzmask_deploy.modeling.complexity import summarize_variant
     from blitzmask_deploy.modeling.registry import list_variants, variant_config
 
     if input_size and (input_size < 32 or input_size % 32):
         raise BadInput(f"--input-size must be a positive multiple of 32, got {input_size}")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     selected = names or list_variants()
     for name in selected:
-        variant_config(name)  # unknown name → BadInput before any model is built
+        variant_config(name)  # unknown name → BadInput before torch is imported
+
+    import torch
+
+    from blitzmask_deploy.modeling.complexity import summarize_variant
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
     rows = [summarize_variant(name, input_size or None) for name in selected]
     if as_json:
         emit_json({"variants": rows})

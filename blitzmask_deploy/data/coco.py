@@ -184,6 +184,7 @@ def check_coco(coco: dict, path: Path) -> None:
         ):
             raise BadInput(f"{path}: images[{i}] has invalid size {img['width']}x{img['height']}")
         sizes[img["id"]] = (img["height"], img["width"])
+    compressed: list[tuple[str, str | bytes, int]] = []  # (where, counts, pixels): checked together below
     for i, ann in enumerate(coco["annotations"]):
         where = f"annotations[{i}] (id {ann.get('id')})" if isinstance(ann, dict) else f"annotations[{i}]"
         _require(ann, ("image_id", "category_id", "segmentation"), where, path)
@@ -195,6 +196,20 @@ def check_coco(coco: dict, path: Path) -> None:
         problem = _segmentation_problem(ann["segmentation"], h, w) or _bbox_problem(ann.get("bbox"), h, w)
         if problem:
             raise BadInput(f"{path}: {where}: {problem}")
+        if isinstance(ann["segmentation"], dict) and not isinstance(ann["segmentation"]["counts"], list):
+            compressed.append((where, ann["segmentation"]["counts"], h * w))
+    check_compressed_rles(compressed, path)
+
+
+def check_compressed_rles(items: list[tuple[str, str | bytes, int]], path: Path | str) -> None:
+    """BadInput for the first (where, counts, pixels) whose compressed RLE is corrupt or does not cover `pixels`."""
+    if not items:
+        return
+    coverage = rle_strings_coverage([counts for _, counts, _ in items])
+    wrong = np.flatnonzero(coverage != np.array([pixels for _, _, pixels in items]))
+    if len(wrong):
+        where, _, pixels = items[wrong[0]]
+        raise BadInput(f"{path}: {where}: compressed RLE counts are corrupt or do not cover {pixels} pixels")
 
 
 def _require(obj: Any, keys: tuple[str, ...], where: str, path: Path) -> None:
@@ -229,33 +244,51 @@ def _segmentation_problem(seg: Any, h: int, w: int) -> str | None:
         return None
     if not isinstance(counts, str | bytes):
         return "RLE counts must be a list (uncompressed) or a string (compressed)"
-    runs = rle_string_counts(counts)
-    if runs is None or min(runs, default=0) < 0 or sum(runs) != h * w:
-        return f"compressed RLE counts are corrupt or do not cover {h}*{w} pixels"
-    return None
+    return None  # compressed strings are decoded all at once by check_compressed_rles
 
 
-def rle_string_counts(counts: str | bytes) -> list[int] | None:
-    """Run lengths of a compressed COCO RLE string (pycocotools' rleFrString), or None if it is truncated."""
-    data = counts.encode("ascii", "replace") if isinstance(counts, str) else counts
-    runs: list[int] = []
-    p = 0
-    while p < len(data):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(data):
-                return None
-            c = data[p] - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x)
-    return runs
+def rle_strings_coverage(strings: list[str | bytes]) -> np.ndarray:
+    """Pixels covered by each compressed COCO RLE string (the sum of its runs), or -1 where it is corrupt.
+
+    Decodes all strings at once, as pycocotools' rleFrString does one by one: each run is a little-endian
+    sequence of 5-bit groups (char - 48; bit 0x20 = more groups follow; bit 0x10 of the last group = negative),
+    and from the fourth run on a run is stored as the difference to the run two before it. A string is corrupt
+    when it is truncated, holds characters outside '0'..'o', or yields a negative run. Checking this before
+    pycocotools decodes a mask matters: its C decoder trusts the runs to fit the mask buffer.
+    """
+    n = len(strings)
+    raw = [t.encode("ascii", "replace") if isinstance(t, str) else bytes(t) for t in strings]
+    lengths = np.fromiter((len(r) for r in raw), np.int64, n)
+    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
+    bad = np.zeros(n, bool)
+    if len(c) == 0:
+        return np.zeros(n, np.int64)
+    sid = np.repeat(np.arange(n), lengths)
+    bad[sid[(c < 0) | (c > 63)]] = True
+    last = (c & 0x20) == 0
+    string_ends = np.cumsum(lengths)[lengths > 0] - 1
+    bad[sid[string_ends[~last[string_ends]]]] = True
+    last[string_ends] = True  # never let a run continue into the next string
+    ends = np.flatnonzero(last)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    k = np.arange(len(c)) - np.repeat(starts, ends - starts + 1)
+    bad[sid[k > 11]] = True  # more than 60 bits
+    x = np.add.reduceat((c & 0x1F) << np.minimum(5 * k, 60), starts)
+    x -= np.where(c[ends] & 0x10, np.int64(1) << np.minimum(5 * (k[ends] + 1), 62), 0)
+    rs = sid[ends]  # string of each run
+    first_run = np.searchsorted(rs, np.arange(n))
+    ri = np.arange(len(x)) - first_run[rs]  # index of each run within its string
+    for sel in (ri % 2 == 1, (ri % 2 == 0) & (ri >= 2)):  # the two delta chains: odd runs, even runs from 2 on
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            v = x[idx]
+            cs = np.cumsum(v)
+            new_group = np.concatenate([[True], rs[idx][1:] != rs[idx][:-1]])
+            group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(idx)), 0))
+            x[idx] = cs - cs[group_start] + v[group_start]
+    bad[rs[x < 0]] = True
+    total = np.bincount(rs, weights=x, minlength=n).astype(np.int64)
+    return np.where(bad, -1, total)
 
 
 def _bbox_problem(bbox: Any, h: int, w: int) -> str | None:

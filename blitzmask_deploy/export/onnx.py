@@ -1,4 +1,8 @@
-"""ONNX export through torch.onnx.export (dynamo exporter, opset 18, weights inside the file), NHWC I/O."""
+"""ONNX export through torch.onnx.export, NHWC I/O, opset 18, weights inside the file.
+
+The TorchScript-based exporter (`dynamo=False`) is used: for this conv-only graph it gives the same parity as the
+dynamo exporter (|Δ| ~1e-7) in a fraction of the time (4 s vs 30 s for blitzmask-tiny on 2 cores).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def export_onnx(wrapper: nn.Module, input_size: int, heads: list[str], out: Path
             input_names=[INPUT_NAME],
             output_names=list(heads),
             opset_version=OPSET,
-            dynamo=True,
+            dynamo=False,
             external_data=False,
         )
     return out

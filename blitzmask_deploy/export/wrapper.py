@@ -18,7 +18,8 @@ class ExportWrapper(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model.eval()
+        self.model = model
+        self.eval()
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images.permute(0, 3, 1, 2))

@@ -96,6 +96,6 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     kind = {"str": str, "float": float, "int": int, "bool": bool}[str(type_name)]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise BadInput(f"model config: {name} must be {kind.__name__}, got {value!r}")
     return value

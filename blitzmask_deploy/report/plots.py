@@ -29,6 +29,16 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _log_axis(ax: Any) -> None:
+    """Log-scale x axis with plain 1-2-5 tick labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _label(row: Row) -> str:
     return f"{row.name} · {row.target}"
 
@@ -55,11 +65,12 @@ def plot_pareto(results: Results, path: Path) -> Path | None:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (group, members) in enumerate(groups.items()):
         colour = colours[i % len(colours)]
-        for row in members:
-            ax.scatter(row.fps, row.mask_ap * 100, color=colour, marker=_MARKERS.get(row.precision, "D"), s=60)
-            ax.annotate(f"{row.name} {row.threads}t", (row.fps, row.mask_ap * 100), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")  # fmt: skip
         front = pareto_front([(r.fps, r.mask_ap * 100) for r in members if r.fps and r.mask_ap is not None])
+        for row in members:
+            point = (row.fps, row.mask_ap * 100)
+            ax.scatter(*point, color=colour, marker=_MARKERS.get(row.precision, "D"), s=60)
+            if point in front:  # label the front only: off-front points would clutter the plot
+                ax.annotate(f"{row.name} {row.threads}t", point, fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.plot(*zip(*front, strict=True), color=colour, linewidth=1.2, label=f"{group} (Pareto front)")
     for precision, marker in _MARKERS.items():
         ax.scatter([], [], color="grey", marker=marker, label=precision)
@@ -87,7 +98,10 @@ def plot_latency(results: Results, path: Path) -> Path | None:
                 ax.plot(value, i, style, markersize=18, markeredgewidth=2, label=name if i == 1 else None)
     ax.set_yticks(range(1, len(rows) + 1), [_label(r) for r in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("latency per run (ms)")
+    runs = [v for r in rows for v in r.runs_ms if v > 0]
+    if runs and max(runs) / min(runs) > 20:  # one slow cell would squash the others on a linear axis
+        _log_axis(ax)
+    ax.set_xlabel("latency per run (ms)" + (", log scale" if ax.get_xscale() == "log" else ""))
     ax.set_title("Latency distribution per benchmark cell")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -167,7 +181,6 @@ def plot_roofline(estimates: list[tuple[Row, Roofline]], path: Path) -> Path | N
     if not estimates:
         return None
     plt = _pyplot()
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.6 * len(estimates)))
     y = list(range(len(estimates)))
@@ -178,12 +191,9 @@ def plot_roofline(estimates: list[tuple[Row, Roofline]], path: Path) -> Path | N
                     xytext=(4, -3), textcoords="offset points")  # fmt: skip
     ax.set_yticks(y, [_label(r) for r, _ in estimates], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log")
+    _log_axis(ax)
     values = [v for _, e in estimates for v in (e.measured_ms, e.bound_ms)]
     ax.set_xlim(min(values) / 2, max(values) * 2)
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency (ms, log scale)")
     ax.set_title("Roofline estimate: GMACs at device peak vs measured")
     ax.grid(axis="x", alpha=0.3, which="both")

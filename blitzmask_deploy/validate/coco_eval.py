@@ -12,15 +12,15 @@ backends agree exactly. Inputs are deep-copied: the caller's objects are never m
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from blitzmask_deploy.data.coco import check_coco, rle_string_counts
+from blitzmask_deploy.data.coco import check_coco, check_compressed_rles
 from blitzmask_deploy.errors import BadInput
 
 METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large", "box_ap")
@@ -49,18 +49,15 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
     """
     if backend not in BACKENDS:
         raise BadInput(f"unknown evaluation backend {backend!r} (choose from {', '.join(BACKENDS)})")
-    gt_dict = copy.deepcopy(gt) if isinstance(gt, dict) else _read_json(Path(gt), "ground truth")
-    preds = (
-        copy.deepcopy(predictions) if isinstance(predictions, list) else _read_json(Path(predictions), "predictions")
-    )
+    gt_dict = gt if isinstance(gt, dict) else _read_json(Path(gt), "ground truth")
+    preds = predictions if isinstance(predictions, list) else _read_json(Path(predictions), "predictions")
     check_coco(gt_dict, Path(gt) if not isinstance(gt, dict) else Path("<ground truth>"))
     _check_predictions(preds, gt_dict)
     if not preds:
         return dict.fromkeys(METRIC_KEYS, 0.0)
     has_box = all("bbox" in p for p in preds)
-    if not has_box:
-        for p in preds:
-            p.pop("bbox", None)
+    if not has_box:  # a partial set of boxes would change how the libraries compute detection areas
+        preds = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
     stats = _run(gt_dict, preds, "segm", backend)
     result = dict(zip(METRIC_KEYS[:6], stats[:6], strict=True))
     result["box_ap"] = _run(gt_dict, preds, "bbox", backend)[0] if has_box else None
@@ -69,7 +66,7 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
 
 def _run(gt: dict, preds: list[dict], iou_type: str, backend: str) -> list[float]:
     """Run one COCO evaluation quietly; the first six summary stats, -1 (no GT) mapped to 0.0, rounded."""
-    gt, preds = copy.deepcopy(gt), copy.deepcopy(preds)  # both libraries annotate their inputs in place
+    gt, preds = _copy(gt), _copy(preds)  # both libraries annotate their inputs in place
     with contextlib.redirect_stdout(io.StringIO()):
         if backend == "faster":
             from faster_coco_eval import COCO, COCOeval_faster
@@ -92,6 +89,11 @@ def _run(gt: dict, preds: list[dict], iou_type: str, backend: str) -> list[float
     return [round(max(float(s), 0.0), DECIMALS) for s in ev.stats[:6]]
 
 
+def _copy(obj: Any) -> Any:
+    """A deep copy of JSON-like data (pickle round trip: several times faster than copy.deepcopy)."""
+    return pickle.loads(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise BadInput(f"{what} file not found: {path}")
@@ -107,6 +109,7 @@ def _check_predictions(preds: Any, gt: dict) -> None:
         raise BadInput("predictions must be a JSON list of COCO results")
     sizes = {img["id"]: [img["height"], img["width"]] for img in gt["images"]}
     cat_ids = {c["id"] for c in gt["categories"]}
+    compressed: list[tuple[str, str, int]] = []
     for i, p in enumerate(preds):
         if not isinstance(p, dict) or any(k not in p for k in _REQUIRED):
             raise BadInput(f"prediction {i} must be an object with {', '.join(_REQUIRED)}")
@@ -120,8 +123,7 @@ def _check_predictions(preds: Any, gt: dict) -> None:
         h, w = sizes[p["image_id"]]
         if list(seg["size"]) != [h, w]:
             raise BadInput(f"prediction {i}: mask size {seg['size']} differs from image {p['image_id']}")
-        runs = rle_string_counts(seg["counts"])
-        if runs is None or min(runs, default=0) < 0 or sum(runs) != h * w:
-            raise BadInput(f"prediction {i}: RLE counts are corrupt or do not cover {h}x{w} pixels")
+        compressed.append((f"prediction {i}", seg["counts"], h * w))
         if not isinstance(p["score"], int | float):
             raise BadInput(f"prediction {i}: score must be a number")
+    check_compressed_rles(compressed, "predictions")

@@ -44,7 +44,7 @@ def perturb_predictions(
 
     for ann in anns:
         h, w = sizes[ann["image_id"]]
-        mask = mask_utils.decode(segmentation_to_rle(ann["segmentation"], h, w)).astype(bool)
+        mask = _decode(segmentation_to_rle(ann["segmentation"], h, w))
         if rng.random() < drop:
             continue
         mask = _shift(mask, *rng.integers(-shift_px, shift_px + 1, 2))
@@ -61,12 +61,16 @@ def perturb_predictions(
             continue
         image_id = int(rng.choice(image_ids))
         src_h, src_w = sizes[ann["image_id"]]
-        mask = mask_utils.decode(segmentation_to_rle(ann["segmentation"], src_h, src_w)).astype(bool)
+        mask = _decode(segmentation_to_rle(ann["segmentation"], src_h, src_w))
         h, w = sizes[image_id]
         placed = np.zeros((h, w), bool)
         placed[: min(h, src_h), : min(w, src_w)] = mask[:h, :w]
         add(placed, image_id, int(rng.choice(cat_ids)), rng.uniform(0.01, 0.9))
     return results
+
+
+def _decode(rle: dict) -> np.ndarray:
+    return mask_utils.decode([rle])[:, :, 0].astype(bool)
 
 
 def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -16,7 +16,7 @@ cache=$(cd "$1" && pwd)
 
 if [ ! -e "$cache/debs/.complete" ]; then
   if ! "$here/../fetch_debs.sh" --deps trixie "$cache/debs" adbd busybox-static >/dev/null; then
-    echo "cannot fetch the Debian trixie packages adbd and busybox-static (see above)" >&2
+    echo "cannot fetch the Debian trixie packages adbd and busybox-static (scripts/fetch_debs.sh failed)" >&2
     exit 3
   fi
   touch "$cache/debs/.complete"

@@ -5,28 +5,21 @@ Use it from a test module in tests/bench with `pytest_plugins = ["fixtures_model
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "make_bench_tflite.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_bench_tflite.py"
 
 
 def build_tflite(size: int = 64, channels: int = 16) -> Path:
-    """The cached .tflite for (size, channels), built when missing (keyed by the builder script's hash)."""
-    digest = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]
-    out = REPO / ".cache" / "bench-models" / f"conv{size}x{channels}-{digest}.tflite"
-    if not out.exists():
-        tmp = out.with_suffix(".tmp.tflite")
-        cmd = [sys.executable, str(SCRIPT), str(tmp), "--size", str(size), "--channels", str(channels)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        tmp.replace(out)
-    return out
+    """The cached .tflite for (size, channels) from scripts/make_bench_tflite.py --cached."""
+    cmd = [sys.executable, str(SCRIPT), "--cached", "--size", str(size), "--channels", str(channels)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

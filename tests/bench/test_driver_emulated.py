@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -128,3 +129,35 @@ def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_pa
     by_delegate = {c["delegate"]: c for c in report["cells"]}
     assert by_delegate["xnnpack"]["p90_ms"] > 0 and by_delegate["xnnpack"]["device_model"] == "BlitzMask Emulated"
     assert by_delegate["gpu"]["status"] == "failed"
+
+
+def test_cli_unplug_exits_1_and_rerun_finishes(emu, apk: Path, bench_tflite: Path, tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    cmd = [
+        sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(bench_tflite), "--device", emu.serial,
+        "--adb", emu.adb_address, "--apk", str(apk), "--delegate", "cpu,xnnpack", "--threads", "1,2", "--warmup", "0",
+        "--runs", "150", "--store", str(store), "--json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if store.exists() and ResultStore(store).cells(status="done"):
+                    break
+            except sqlite3.OperationalError:  # the table is being created
+                pass
+            time.sleep(0.05)
+        emu.unplug()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        emu.replug()
+    assert proc.returncode == 1, err
+    report = json.loads(out)
+    assert report["pending"] >= 1 and emu.serial in report["devices_stopped"]
+    assert f"{report['pending']} cells pending: rerun to finish" in err
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    final = json.loads(again.stdout)
+    assert (final["done"], final["pending"], final["skipped"]) == (4, 0, report["done"])
+    assert len(ResultStore(store).cells()) == 4

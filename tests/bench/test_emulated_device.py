@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import threading
 import time
@@ -26,6 +27,7 @@ from blitzmask_deploy.bench.thermal import read_thermal_zones
 
 pytest_plugins = ["fixtures_models"]
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "/data/local/tmp/blitzmask/models/" + "ab" * 32 + ".tflite"
 RESULT = "/data/local/tmp/blitzmask/results/" + "cd" * 32 + ".json"
 
@@ -43,10 +45,23 @@ def installed_app(device: adbutils.AdbDevice, tmp_path: Path) -> str:
 
 
 # --- without a device ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("binary", [True, False])
-def test_apk_info_binary_and_text_manifest(tmp_path: Path, binary: bool) -> None:
-    info = read_apk_info(write_apk(tmp_path / "x.apk", "org.example.app", 42, "4.2.0", binary=binary))
-    assert (info.package, info.version_code, info.version_name) == ("org.example.app", 42, "4.2.0")
+@pytest.mark.parametrize(("binary", "utf8"), [(True, False), (True, True), (False, False)])
+def test_apk_info_binary_and_text_manifest(tmp_path: Path, binary: bool, utf8: bool) -> None:
+    info = read_apk_info(write_apk(tmp_path / "x.apk", "org.example.ä", 42, "4.2.0-é", binary=binary, utf8=utf8))
+    assert (info.package, info.version_code, info.version_name) == ("org.example.ä", 42, "4.2.0-é")
+
+
+def test_apk_info_of_the_built_app_matches_its_sidecar() -> None:
+    apk = REPO / "android_bench" / "build" / "blitzmask-bench.apk"
+    if not apk.exists():
+        pytest.skip("android_bench/build/blitzmask-bench.apk is not built (make apk)")
+    sidecar = json.loads(apk.with_name(apk.name + ".json").read_text())
+    info = read_apk_info(apk)
+    assert (info.package, info.version_code, info.version_name) == (
+        sidecar["package"],
+        sidecar["version_code"],
+        sidecar["version_name"],
+    )
 
 
 def test_apk_info_rejects_non_apk(tmp_path: Path) -> None:
@@ -61,6 +76,10 @@ def test_host_path_stays_in_device_state(tmp_path: Path) -> None:
     assert services.host_path("m.tflite", "/data/local/tmp") == tmp_path / "data" / "local" / "tmp" / "m.tflite"
     with pytest.raises(ValueError):
         services.host_path("/data/../etc/passwd")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "escape").symlink_to("/")
+    with pytest.raises(ValueError, match="out of the device"):
+        services.host_path("/data/escape/etc/passwd")
 
 
 def test_parse_instrument_args() -> None:
@@ -206,3 +225,51 @@ def test_unplug_mid_command_then_replug(emulated_device: EmulatedDevice, device:
         emulated_device.replug()
     assert emulated_device.state_on_host() == "device"
     assert device.sync.read_text("/data/local/tmp/kept.txt") == "kept"
+
+
+def test_answer_from_before_an_unplug_does_not_reach_the_next_boot(
+    emulated_device: EmulatedDevice, device: adbutils.AdbDevice, installed_app: str, monkeypatch
+) -> None:
+    """An `am instrument` cut off by an unplug finishes on the host later; its answer must not leak into a new
+    command after the replug (pids restart in the new namespace)."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def runner(model: Path, **kwargs) -> dict:
+        if kwargs["runs"] == 1:
+            started.set()
+            release.wait(30)
+        else:
+            time.sleep(0.6)  # the stale answer lands while this command waits
+        result = base_result(str(model), **{k: kwargs[k] for k in ("delegate", "threads", "warmup", "runs")})
+        result.update(status="ok", runs_ms=[float(kwargs["runs"])] * kwargs["runs"])
+        return result
+
+    monkeypatch.setattr(emulated_device.services, "runner", runner)
+    device.sync.push(b"model", MODEL)
+
+    def command(runs: int) -> str:
+        return instrument_command(MODEL, delegate="cpu", threads=1, warmup=0, runs=runs, out=RESULT)
+
+    errors: list[BaseException] = []
+
+    def cut_off() -> None:
+        try:
+            device.shell2(command(1), v2=True, timeout=60)
+        except BaseException as err:  # the error is what the test checks
+            errors.append(err)
+
+    emulated_device.unplug()  # a fresh boot, so both commands start the same pid sequence
+    emulated_device.replug()
+    worker = threading.Thread(target=cut_off)
+    worker.start()
+    assert started.wait(30)
+    try:
+        emulated_device.unplug()
+        worker.join(timeout=10)
+    finally:
+        emulated_device.replug()
+    threading.Timer(0.2, release.set).start()
+    assert len(errors) == 1
+    result, status = parse_instrument_output(device.shell2(command(2), v2=True, timeout=60).output)
+    assert status == "ok" and result["runs_ms"] == [2.0, 2.0]

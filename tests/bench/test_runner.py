@@ -114,13 +114,18 @@ def test_failed_cells_are_kept_and_only_retried_on_request(tmp_path: Path) -> No
     assert retry.ran == 4 and retry.counts(store) == {"done": 4, "failed": 2, "pending": 0}
 
 
-def test_cooldown_before_each_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("blitzmask_deploy.bench.thermal.time.sleep", lambda s: None)
+def test_cooldown_before_each_cell(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "r.sqlite")
-    dev = FakeDevice("A", temps=[70.0, 55.0, 39.0])  # hot for two polls, then every read is 30 °C
-    run_sweep(MODELS[:1], [dev], store, _settings(delegates=["cpu"], threads=[1], cooldown_c=40.0), progress=False)
+    dev = FakeDevice("A", temps=[70.0, 55.0, 39.0])  # 70 and 55 are too hot, 39 is below 40
+    run_sweep(
+        MODELS[:1],
+        [dev],
+        store,
+        _settings(delegates=["cpu"], threads=[1], cooldown_c=40.0, cooldown_poll_s=0.01),
+        progress=False,
+    )
     (row,) = store.cells()
-    assert row["status"] == "done" and row["cooldown_s"] is not None and dev.temps == []
+    assert row["status"] == "done" and row["cooldown_s"] >= 0.02 and dev.temps == []  # two 0.01 s polls
 
 
 def _export_dir(tmp_path: Path) -> Path:

@@ -48,7 +48,8 @@ def test_module_tree_has_only_allowed_modules(model: nn.Module) -> None:
     assert not bad, bad
 
 
-def test_fx_graph_has_only_allowed_ops(model: nn.Module) -> None:
+def forbidden_fx_ops(model: nn.Module) -> list[str]:
+    """Everything in the fx graph of `model` that is not an allowed module or function."""
     graph = symbolic_trace(model)
     bad = []
     for node in graph.graph.nodes:
@@ -58,12 +59,33 @@ def test_fx_graph_has_only_allowed_ops(model: nn.Module) -> None:
                 bad.append(f"module {node.target}: {type(module).__name__}")
         elif node.op == "call_function":
             if node.target not in ALLOWED_FUNCTIONS:
-                bad.append(f"function {node.target}")
+                bad.append(f"function {getattr(node.target, '__name__', node.target)}")
             if node.target is F.interpolate and node.kwargs.get("mode", "nearest") not in ("nearest", "bilinear"):
                 bad.append(f"resize mode {node.kwargs['mode']}")
         elif node.op == "call_method":
             bad.append(f"method {node.target}")
-    assert not bad, bad
+    return bad
+
+
+def test_fx_graph_has_only_allowed_ops(model: nn.Module) -> None:
+    assert forbidden_fx_ops(model) == []
+
+
+class _SqueezeExcite(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.act = nn.Hardswish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.act(self.conv(x.mean((2, 3), keepdim=True)))
+
+
+def test_checker_rejects_forbidden_ops() -> None:
+    bad = forbidden_fx_ops(_SqueezeExcite())
+    assert any("Hardswish" in b for b in bad)
+    assert any("mean" in b for b in bad)
+    assert any("mul" in b for b in bad)
 
 
 def test_batchnorm_always_follows_a_conv(model: nn.Module) -> None:

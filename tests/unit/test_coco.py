@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from blitzmask_deploy.data.coco import CocoDataset, masks_to_boxes
+from blitzmask_deploy.data.coco import CocoDataset, masks_to_boxes, rle_strings_coverage
 from blitzmask_deploy.errors import BadInput
 
 H, W = 20, 30
@@ -154,3 +154,20 @@ def test_image_size_mismatch_and_unreadable_image(tmp_path: Path) -> None:
     (img_dir / "a.png").write_bytes(b"not a png")
     with pytest.raises(BadInput, match="cannot read image"):
         CocoDataset.from_files(ann, img_dir)[0]
+
+
+def test_rle_string_decoder_agrees_with_pycocotools() -> None:
+    rng = np.random.default_rng(0)
+    strings, pixels = [], []
+    for i in range(60):
+        h, w = rng.integers(1, 120, 2)
+        mask = rng.random((h, w)) < rng.random()
+        mask[: h // 2] = i % 3 == 0  # long runs as well as short ones
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        assert mask_utils.area(rle) == mask.sum()
+        strings.append(rle["counts"].decode())
+        pixels.append(h * w)
+    truncated = strings[5] + "o"  # 'o' = 63: "more groups follow", then the string ends
+    out_of_range = strings[6][:-1] + "~"
+    coverage = rle_strings_coverage([*strings, truncated, out_of_range, ""])
+    np.testing.assert_array_equal(coverage, [*pixels, -1, -1, 0])

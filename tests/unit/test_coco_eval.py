@@ -84,6 +84,7 @@ def test_masks_to_rle_round_trips() -> None:
         ({"segmentation": [[1, 1, 5, 1, 5, 5]]}, "compressed RLE"),
         ({"segmentation": {"size": [3, 3], "counts": "0"}}, "mask size"),
         ({"score": "high"}, "score"),
+        ({"segmentation": {"size": [128, 128], "counts": "0d"}}, "corrupt"),
     ],
 )
 def test_bad_predictions_are_bad_input(synth_dataset: Path, change: dict, expected: str) -> None:

@@ -103,3 +103,16 @@ def test_to_coco_results_round_trips_masks() -> None:
         np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool), m)
     assert results[0]["bbox"] == [8.0, 8.0, 40.0, 32.0]
     assert to_coco_results(decode(_outputs([]), info), 1, [1]) == []
+
+
+def test_resampling_agrees_with_unletterbox_mask() -> None:
+    from blitzmask_deploy.data.transforms import unletterbox_mask
+
+    yy, xx = np.mgrid[0:G, 0:G]
+    outputs = _outputs([(8, 8, 60, 100, 0, 0.9)])
+    outputs["spanning_set"][0, :, :, 0] = 4 * (np.sin(xx / 3.0) + np.cos(yy / 2.0) - 0.3)  # smooth blobs
+    info = letterbox_info(90, 150, SIZE)
+    ours = decode({k: v for k, v in outputs.items() if k != "box"}, info).masks[0]
+    soft = 1 / (1 + np.exp(-outputs["spanning_set"][0, :, :, 0]))
+    ref = unletterbox_mask(soft, info) > 0.5
+    assert (ours == ref).mean() > 0.98

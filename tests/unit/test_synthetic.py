@@ -28,7 +28,7 @@ def test_writes_valid_coco_splits(synth_dataset: Path) -> None:
         for ann in coco["annotations"]:
             rle = ann["segmentation"]
             assert isinstance(rle["counts"], str) and rle["size"] == list(sizes[ann["image_id"]])
-            mask = mask_utils.decode(rle)
+            mask = mask_utils.decode([rle])[:, :, 0]
             assert ann["area"] == mask.sum() >= MIN_VISIBLE_PX
             rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
             assert ann["bbox"] == [cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1]

@@ -65,7 +65,7 @@ SPECS = {
 
 def round_repeats(repeats: int, depth_mult: float) -> int:
     """Depth scaling: ceil(repeats × depth_mult)."""
-    return int(math.ceil(repeats * depth_mult))
+    return math.ceil(repeats * depth_mult)
 
 
 class EfficientNetLite(nn.Module):

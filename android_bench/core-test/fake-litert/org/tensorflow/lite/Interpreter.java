@@ -12,7 +12,7 @@ import java.util.Map;
 /**
  * Test double of LiteRT's Interpreter. The "model" is a text file:
  * {@code inputs=FLOAT32:1x8x8x3,INT8:1x4;outputs=FLOAT32:1x10;busy_us=300}; a file starting with "bad" is
- * rejected like a corrupt flatbuffer. The GPU delegate always fails to apply; NNAPI applies.
+ * rejected like a corrupt flatbuffer, one starting with "nolib" fails like a missing native library. The GPU delegate always fails to apply; NNAPI applies.
  */
 public final class Interpreter implements AutoCloseable {
     /** Settings of the last interpreter built, for assertions. */
@@ -49,6 +49,9 @@ public final class Interpreter implements AutoCloseable {
 
     public Interpreter(File model, Options options) throws IOException {
         String text = new String(Files.readAllBytes(model.toPath()), StandardCharsets.UTF_8).trim();
+        if (text.startsWith("nolib")) {
+            throw new UnsatisfiedLinkError("dlopen failed: library \"libtensorflowlite_jni.so\" not found");
+        }
         if (text.startsWith("bad")) {
             throw new IllegalArgumentException("The model is not a valid Flatbuffer file");
         }

@@ -498,6 +498,13 @@ public final class CoreTests {
                 check(((String) str.get("error")).contains("STRING"), "names the dtype");
             }
         });
+        cases.put("native_library_missing", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = fakeRun("nolib", "gpu", "nolib");
+                eq("runtime_missing", r.status(), "status");
+                check(((String) r.get("error")).contains("libtensorflowlite_jni.so"), "names the library");
+            }
+        });
         cases.put("sustained_steady", new Case() {
             public void run() throws Exception {
                 ResultBuilder r = fakeRun("sus", "cpu", MODEL, "sustained_s", "1", "target_fps", "40");

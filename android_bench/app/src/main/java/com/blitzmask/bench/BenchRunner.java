@@ -90,6 +90,8 @@ public final class BenchRunner {
             r.set("status", "ok");
         } catch (LiteRt.Missing e) {
             r.fail("runtime_missing", e.getMessage());
+        } catch (UnsatisfiedLinkError e) {
+            r.fail("runtime_missing", "LiteRT native library missing for this ABI: " + e.getMessage());
         } catch (LiteRt.UnsupportedDelegate e) {
             r.fail("unsupported_delegate", e.getMessage());
         } catch (InterruptedException e) {

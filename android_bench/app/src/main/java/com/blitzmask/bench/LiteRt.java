@@ -323,12 +323,13 @@ public final class LiteRt {
         }
     }
 
+    /** The exception a reflective call threw; Errors (e.g. UnsatisfiedLinkError) are rethrown as they are. */
     private static Exception unwrap(InvocationTargetException e) {
         Throwable c = e.getCause();
-        if (c instanceof Exception) {
-            return (Exception) c;
+        if (c instanceof Error) {
+            throw (Error) c;
         }
-        return new RuntimeException(c == null ? e.toString() : c.toString(), c);
+        return c instanceof Exception ? (Exception) c : e;
     }
 
     private static String message(Throwable e) {

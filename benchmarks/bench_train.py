@@ -1,0 +1,82 @@
+"""Training throughput of blitzmask-tiny at 320 (batch 16) and decode time as a fraction of model time.
+
+Uses a small procedural dataset and the real training pipeline pieces (augmentation, targets, loss, AdamW).
+Decode is timed on an untrained model with score threshold 0.05, where every one of the top-100 peaks passes:
+the worst case (a trained model keeps far fewer instances).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+VARIANT, SIZE, BATCH, STEPS = "blitzmask-tiny", 320, 16, 4
+
+
+def run() -> dict:
+    import torch
+
+    from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.data.synthetic import generate_dataset
+    from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
+    from blitzmask_deploy.decode import decode
+    from blitzmask_deploy.loss import blitzmask_loss
+    from blitzmask_deploy.modeling.registry import create_model
+    from blitzmask_deploy.train.data import TrainSet, collate
+    from blitzmask_deploy.train.optim import build_optimizer
+    from blitzmask_deploy.validate.runtimes import TorchRuntime
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate_dataset(Path(tmp), train=BATCH * 2, val=8, size=SIZE, seed=0, progress=False)
+        train_ds = CocoDataset.from_split(root, "train")
+        val_ds = CocoDataset.from_split(root, "val")
+        model = create_model(VARIANT, num_classes=train_ds.num_classes, input_size=SIZE)
+        optimizer = build_optimizer(model, "adamw", 3e-3, 0.01)
+        trainset = TrainSet(train_ds, SIZE, seed=0)
+        t0 = time.perf_counter()
+        batches = [collate([trainset[i] for i in range(b * BATCH, (b + 1) * BATCH)]) for b in range(2)]
+        data_s = (time.perf_counter() - t0) / (2 * BATCH)
+        step_times = []
+        for step in range(STEPS + 1):
+            images, targets = batches[step % 2]
+            t0 = time.perf_counter()
+            loss, _ = blitzmask_loss(model(images.float() / 255), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step_times.append(time.perf_counter() - t0)
+        step_s = float(np.median(step_times[1:]))  # first step warms up
+
+        runtime = TorchRuntime(model.eval(), SIZE)
+        model_ms, decode_ms, kept = [], [], []
+        for i in range(len(val_ds)):
+            boxed, info = letterbox_image(val_ds[i].image, SIZE)
+            t0 = time.perf_counter()
+            outputs = runtime(to_input_tensor(boxed)[None])
+            t1 = time.perf_counter()
+            instances = decode(outputs, info, score_threshold=0.05)
+            t2 = time.perf_counter()
+            model_ms.append((t1 - t0) * 1e3)
+            decode_ms.append((t2 - t1) * 1e3)
+            kept.append(len(instances))
+    model_p50, decode_p50 = float(np.median(model_ms)), float(np.median(decode_ms))
+    return {
+        "variant": VARIANT,
+        "input_size": SIZE,
+        "batch_size": BATCH,
+        "threads": torch.get_num_threads(),
+        "train_step_s": round(step_s, 3),
+        "train_images_per_s": round(BATCH / step_s, 2),
+        "augment_targets_ms_per_image": round(data_s * 1e3, 2),
+        "model_ms_p50": round(model_p50, 2),
+        "decode_ms_p50": round(decode_p50, 2),
+        "decode_instances": int(np.median(kept)),
+        "decode_fraction_of_model": round(decode_p50 / model_p50, 4),
+        "decode_goal_met": decode_p50 / model_p50 <= 0.10,
+    }
