@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from blitzmask_deploy.bench.emulated_worker import (
     DeviceServices,
@@ -34,7 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts" / "emulated_device"
 EMULATOR_PORTS = range(5554, 5586)
 THERMAL_ZONES = (("cpu-thermal", 38000), ("gpu-thermal", 36000), ("battery", 30000))
-UNSHARE = ("unshare", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh")
+UNSHARE = ("unshare", "--mount", "--pid", "--net", "--fork", "--kill-child", "--propagation", "private", "sh")
+IN_USE = ".in-use"  # written last by a complete build; running devices hold a shared lock on it
 CPU_COUNT, CPU_KHZ, CPU_MAX_KHZ = 4, 1800000, 2400000
 
 
@@ -51,27 +53,41 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BLITZMASK_EMULATED_CACHE", REPO_ROOT / ".cache" / "emulated-device"))
 
 
-def ensure_rootfs(cache_dir: Path | None = None) -> Path:
-    """The emulated device's rootfs, built on first use (fetches ~20 .debs) and rebuilt when the shims change."""
+def acquire_rootfs(cache_dir: Path | None = None) -> tuple[Path, IO[str]]:
+    """The emulated device's rootfs and an open file holding a shared lock on it (keep it open while the device
+    runs). Built on first use (fetches ~20 .debs) and again when scripts/emulated_device changes, as
+    `rootfs-<digest>`; other versions are removed once no running device holds them."""
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    stamp = _scripts_digest()
-    rootfs = cache / "rootfs"
+    rootfs = cache / f"rootfs-{_scripts_digest()[:16]}"
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        stamp_file = rootfs / ".blitzmask-stamp"
-        if stamp_file.exists() and stamp_file.read_text() == stamp:
-            return rootfs
-        env = {**os.environ, "PYTHON": sys.executable}
-        proc = subprocess.run(
-            ["bash", str(SCRIPTS / "build_rootfs.sh"), str(cache)], env=env, capture_output=True, text=True
-        )
-        if proc.returncode == 3:
-            raise EmulatorUnavailable(proc.stderr.strip().splitlines()[-1])
-        if proc.returncode != 0:
-            raise EmulatorError(f"build_rootfs.sh failed: {proc.stderr.strip()[-2000:]}")
-        stamp_file.write_text(stamp)
-    return rootfs
+        if not (rootfs / IN_USE).exists():
+            env = {**os.environ, "PYTHON": sys.executable}
+            script = [str(SCRIPTS / "build_rootfs.sh"), str(cache), str(rootfs)]
+            proc = subprocess.run(["bash", *script], env=env, capture_output=True, text=True, check=False)
+            if proc.returncode == 3:
+                raise EmulatorUnavailable(proc.stderr.strip().splitlines()[-1])
+            if proc.returncode != 0:
+                raise EmulatorError(f"build_rootfs.sh failed: {proc.stderr.strip()[-2000:]}")
+            (rootfs / IN_USE).touch()
+        held = open(rootfs / IN_USE)  # noqa: SIM115 - the caller keeps it open while the device runs
+        fcntl.flock(held, fcntl.LOCK_SH)
+        for old in cache.glob("rootfs-*"):
+            if old != rootfs and _unused(old):
+                shutil.rmtree(old, ignore_errors=True)
+    return rootfs, held
+
+
+def _unused(rootfs: Path) -> bool:
+    try:
+        with open(rootfs / IN_USE) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a half-built or foreign directory
+        return True
+    return True
 
 
 def _scripts_digest() -> str:
@@ -123,6 +139,7 @@ class EmulatedDevice:
         self._worker: SpoolWorker | None = None
         self._own_server = False
         self._boots = 0
+        self._rootfs_hold: IO[str] | None = None
 
     @property
     def serial(self) -> str:
@@ -153,7 +170,7 @@ class EmulatedDevice:
             raise EmulatorUnavailable("the emulated device needs root (chroot and mount namespaces)")
         if shutil.which("unshare") is None:
             raise EmulatorUnavailable("the emulated device needs unshare (util-linux)")
-        self.rootfs = ensure_rootfs(self.cache_dir)
+        self.rootfs, self._rootfs_hold = acquire_rootfs(self.cache_dir)
         self.props = read_build_prop(self.rootfs / "system" / "build.prop")
         self._prepare_state()
         self._start_server()
@@ -177,6 +194,9 @@ class EmulatedDevice:
                 [self._adb(), "-P", str(self.adb_port), "kill-server"], capture_output=True, timeout=20, check=False
             )
             self._own_server = False
+        if self._rootfs_hold is not None:
+            self._rootfs_hold.close()
+            self._rootfs_hold = None
 
     def unplug(self, timeout: float = 10.0) -> None:
         """Kill adbd (as a pulled cable would): running commands get EOF and the device goes offline."""
@@ -216,6 +236,13 @@ class EmulatedDevice:
         if not path.exists():
             raise ValueError(f"the emulated device has no thermal_zone{zone}")
         path.write_text(f"{int(milli_c)}\n")
+
+    def set_clock(self, cpu: int, khz: int) -> None:
+        """Set cpu<cpu>/cpufreq/scaling_cur_freq on the device (kHz), e.g. to play a throttling phone."""
+        path = self.state / "sys" / "devices" / "system" / "cpu" / f"cpu{cpu}" / "cpufreq" / "scaling_cur_freq"
+        if not path.exists():
+            raise ValueError(f"the emulated device has no cpu{cpu}")
+        path.write_text(f"{int(khz)}\n")
 
     def __enter__(self) -> EmulatedDevice:
         self.start()
@@ -285,7 +312,7 @@ class EmulatedDevice:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not _port_open(self.port):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self._kill_adbd()

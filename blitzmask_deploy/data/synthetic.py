@@ -31,7 +31,20 @@ CATEGORIES: list[dict] = [
     {"id": i + 1, "name": name, "supercategory": "shape"}
     for i, name in enumerate(["ellipse", "triangle", "square", "star", "ring", "bar"])
 ]
-TEXTURES = ("astronaut", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "camera", "coins", "moon")
+# scikit-image's bundled pictures; not "coins": its unlabelled round objects would look like the ellipse class
+TEXTURES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "moon",
+    "motorcycle_left",
+    "ihc",
+)
 SPLITS = {"train": 0, "val": 1}
 MAX_INSTANCES = 15
 MIN_VISIBLE_PX = 20

@@ -1,8 +1,10 @@
 """Full-integer int8 .tflite: ai-edge-quantizer static int8 weights and activations, int8 input and outputs.
 
-Activations are calibrated on real images (see calibration.py). The quantizer already gives integer I/O for
-this graph; if a toolchain version leaves float I/O (QUANTIZE after the input, DEQUANTIZE before outputs), the
-boundary ops are folded away with LiteRT's modify_model_interface so that DSPs/NPUs get an all-integer graph.
+Activations are calibrated on real images (see calibration.py); the input keeps its contract range [0, 1], i.e.
+scale 1/255 and zero point -128, so a uint8 pixel p is fed as p - 128 with no rounding. The quantizer already
+gives integer I/O for this graph; if a toolchain version leaves float I/O (QUANTIZE after the input, DEQUANTIZE
+before outputs), the boundary ops are folded away with LiteRT's modify_model_interface so that DSPs/NPUs get an
+all-integer graph.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
     q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
     with stdout_to_stderr():
         qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads)
+        for name in _input_names(fp32):  # the input range is [0, 1] by contract, not what calibration saw
+            qsvs[name] = {"min": np.zeros_like(qsvs[name]["min"]), "max": np.ones_like(qsvs[name]["max"])}
         result = q.quantize(qsvs, enable_progress_report=False)
     out.write_bytes(bytes(result.quantized_model))
     if not _integer_io(out):
@@ -36,6 +40,12 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
     if not _integer_io(out):
         raise RuntimeError(f"{out}: input/output tensors are still float after quantization")
     return out
+
+
+def _input_names(path: Path) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [d["name"] for d in Interpreter(model_path=str(path)).get_input_details()]
 
 
 def _integer_io(path: Path) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import numbers
 import pickle
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ def masks_to_rle(masks: np.ndarray) -> list[dict]:
 def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = "faster") -> dict[str, Any]:
     """COCO metrics of `predictions` against `gt`: mask AP @[.5:.95], @.5, @.75, small/medium/large; box AP.
 
-    `box_ap` is None when the predictions carry no `bbox`. Unknown image ids or category ids, missing keys
-    and unreadable files are BadInput.
+    `box_ap` is None when the predictions carry no `bbox`; empty predictions score 0.0 on every figure. As in
+    COCO's loadRes, a detection's area (for the small/medium/large ranges) is its box area when boxes are given.
+    Unknown image ids or category ids, missing keys, corrupt RLE and unreadable files are BadInput.
     """
     if backend not in BACKENDS:
         raise BadInput(f"unknown evaluation backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -124,6 +126,6 @@ def _check_predictions(preds: Any, gt: dict) -> None:
         if list(seg["size"]) != [h, w]:
             raise BadInput(f"prediction {i}: mask size {seg['size']} differs from image {p['image_id']}")
         compressed.append((f"prediction {i}", seg["counts"], h * w))
-        if not isinstance(p["score"], int | float):
+        if not isinstance(p["score"], numbers.Real):  # numpy scalars included
             raise BadInput(f"prediction {i}: score must be a number")
     check_compressed_rles(compressed, "predictions")

@@ -2,17 +2,19 @@
 # Build the emulated device's root file system from Debian trixie packages: adbd (glibc 2.41, hence the chroot),
 # busybox as /bin/sh and the coreutils, and the Android shims in shims/ under /system/bin.
 #
-#   scripts/emulated_device/build_rootfs.sh CACHE_DIR
+#   scripts/emulated_device/build_rootfs.sh CACHE_DIR DEST
 #
-# The .debs are cached in CACHE_DIR/debs; the result replaces CACHE_DIR/rootfs. Needs dpkg and python3 (PYTHON).
+# The .debs are cached in CACHE_DIR/debs; the result replaces DEST. Needs dpkg and python3 (PYTHON).
+# Exit status 3: the packages cannot be fetched.
 set -euo pipefail
-if [ $# -ne 1 ]; then
-  echo "usage: $0 CACHE_DIR" >&2
+if [ $# -ne 2 ]; then
+  echo "usage: $0 CACHE_DIR DEST" >&2
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$1"
 cache=$(cd "$1" && pwd)
+dest=$2
 
 if [ ! -e "$cache/debs/.complete" ]; then
   if ! "$here/../fetch_debs.sh" --deps trixie "$cache/debs" adbd busybox-static >/dev/null; then
@@ -43,6 +45,6 @@ echo "root:x:0:" > etc/group
 "${PYTHON:-python3}" "$here/patch_adbd.py" usr/lib/android-sdk/platform-tools/adbd
 
 cd "$cache"
-rm -rf "$cache/rootfs"
-mv "$tmp" "$cache/rootfs"
+rm -rf "$dest"
+mv "$tmp" "$dest"
 trap - EXIT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import subprocess
@@ -13,6 +14,7 @@ import adbutils
 import pytest
 from fake_apk import write_apk
 
+from blitzmask_deploy.bench import emulated
 from blitzmask_deploy.bench.emulated import EmulatedDevice
 from blitzmask_deploy.bench.emulated_apk import ApkError, read_apk_info
 from blitzmask_deploy.bench.emulated_worker import DeviceServices, _parse_instrument
@@ -80,6 +82,21 @@ def test_host_path_stays_in_device_state(tmp_path: Path) -> None:
     (tmp_path / "data" / "escape").symlink_to("/")
     with pytest.raises(ValueError, match="out of the device"):
         services.host_path("/data/escape/etc/passwd")
+
+
+def test_old_rootfs_versions_go_once_no_device_holds_them(tmp_path: Path) -> None:
+    current = tmp_path / f"rootfs-{emulated._scripts_digest()[:16]}"
+    held_old, free_old = tmp_path / "rootfs-0000", tmp_path / "rootfs-1111"
+    for rootfs in (current, held_old, free_old):
+        rootfs.mkdir()
+        (rootfs / emulated.IN_USE).touch()
+    with open(held_old / emulated.IN_USE) as holder:
+        fcntl.flock(holder, fcntl.LOCK_SH)  # a running device of an older version
+        rootfs, hold = emulated.acquire_rootfs(tmp_path)
+        hold.close()
+        assert rootfs == current and held_old.exists() and not free_old.exists()
+    emulated.acquire_rootfs(tmp_path)[1].close()
+    assert not held_old.exists() and current.exists()
 
 
 def test_parse_instrument_args() -> None:
@@ -197,6 +214,16 @@ def test_thermal_and_battery_follow_set_temperature(emulated_device: EmulatedDev
     emulated_device.set_temperature(2, 30000)
     with pytest.raises(ValueError):
         emulated_device.set_temperature(9, 1)
+
+
+def test_set_clock_visible_over_adb(emulated_device: EmulatedDevice, device) -> None:
+    emulated_device.set_clock(1, 960000)
+    try:
+        assert device.shell("cat /sys/devices/system/cpu/cpu1/cpufreq/scaling_cur_freq") == "960000"
+    finally:
+        emulated_device.set_clock(1, emulated.CPU_KHZ)
+    with pytest.raises(ValueError):
+        emulated_device.set_clock(99, 1)
 
 
 def test_unplug_mid_command_then_replug(emulated_device: EmulatedDevice, device: adbutils.AdbDevice) -> None:

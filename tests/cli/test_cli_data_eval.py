@@ -94,3 +94,34 @@ def test_eval_missing_or_malformed_gt_exit_2(tmp_path: Path) -> None:
 def test_synth_rejects_bad_size(tmp_path: Path) -> None:
     r = run_cli("data", "synth", str(tmp_path / "d"), "--train", "1", "--val", "1", "--size", "8")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.e2e
+def test_issue_dataset_round_trip(tmp_path: Path) -> None:
+    """The issue's acceptance check: 200/50 images at 320, a valid COCO dataset, GT as predictions → mask_ap 1."""
+    from pycocotools.coco import COCO
+
+    from blitzmask_deploy.data.coco import CocoDataset
+
+    out = tmp_path / "d"
+    r = run_cli("data", "synth", str(out), "--train", "200", "--val", "50", "--size", "320", "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    sizes = json.loads(r.stdout)["splits"]["val"]["sizes"]
+    assert min(sizes) > 0  # small, medium and large instances all occur
+    for split in ("train", "val"):
+        ds = CocoDataset.from_split(out, split)
+        assert len(ds) == {"train": 200, "val": 50}[split]
+        coco = COCO(str(ds.ann_path))  # the reference API reads it too
+        assert len(coco.getAnnIds()) == len(ds.coco["annotations"])
+    gt = out / "annotations" / "instances_val.json"
+    preds = [
+        {k: a[k] for k in ("image_id", "category_id", "segmentation")} | {"score": 1.0}
+        for a in json.loads(gt.read_text())["annotations"]
+    ]
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(preds))
+    r = run_cli("eval", "--gt", str(gt), "--pred", str(pred), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["mask_ap"] == result["mask_ap_small"] == result["mask_ap_large"] == 1.0
+    assert result["box_ap"] is None

@@ -47,7 +47,8 @@ def test_manifest_is_read_back_from_the_files(tiny_export: Path, tiny_checkpoint
             assert (t.quant is not None) == int8
     fp32, fp16 = manifest.file("tflite-fp32"), manifest.file("tflite-fp16")
     assert fp16.bytes < 0.7 * fp32.bytes  # weights really are float16
-    assert manifest.file("tflite-int8").inputs[0].quant.scale == pytest.approx(1 / 255, rel=0.05)
+    quant = manifest.file("tflite-int8").inputs[0].quant
+    assert (quant.scale, quant.zero_point) == (pytest.approx(1 / 255), -128)  # uint8 pixel p is fed as p - 128
 
 
 @pytest.mark.parametrize(("name", "tolerance"), [("tflite-fp32", 1e-4), ("onnx-fp32", 1e-4), ("tflite-fp16", 5e-2)])

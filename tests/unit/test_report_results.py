@@ -79,5 +79,5 @@ def test_bad_results_are_bad_input(tmp_path: Path, name: str, content: str, mess
 def test_missing_and_empty_paths_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not found"):
         load_results(tmp_path / "nope")
-    with pytest.raises(BadInput, match="no validation.json and no .sqlite"):
+    with pytest.raises(BadInput, match=r"no validation\.json and no \.sqlite"):
         load_results(tmp_path)

@@ -176,6 +176,7 @@ public final class CoreTests {
                     {"model", "m", "threads", "0"},
                     {"model", "m", "threads", "four"},
                     {"model", "m", "runs", "0"},
+                    {"model", "m", "runs", "20001"},
                     {"model", "m", "warmup", "-1"},
                     {"model", "m", "cooldown_c", "hot"},
                     {"model", "m", "target_fps", "0"},
@@ -511,8 +512,10 @@ public final class CoreTests {
                 eq("ok", r.status(), "status");
                 Map<?, ?> s = (Map<?, ?>) r.get("sustained");
                 int frames = (Integer) s.get("frames");
-                check(frames >= 30 && frames <= 42, "about 40 frames in 1 s: " + frames);
-                near(40, (Double) s.get("achieved_fps"), 8, "paced at the target");
+                // Paced: never above 40 fps although a frame takes 1 ms; the lower bound leaves room for a busy box.
+                check(frames >= 15 && frames <= 42, "at most 40 frames in 1 s: " + frames);
+                double fps = (Double) s.get("achieved_fps");
+                check(fps >= 15 && fps <= 42, "paced at the target: " + fps);
                 eq(false, s.get("throttled"), "steady clocks");
                 near(1.0, (Double) s.get("clocks_min_ratio"), 1e-12, "ratio");
                 emit("sustained", r.toJson());

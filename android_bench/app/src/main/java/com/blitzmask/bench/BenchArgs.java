@@ -11,6 +11,9 @@ public final class BenchArgs {
     public static final List<String> DELEGATES =
             Collections.unmodifiableList(Arrays.asList("cpu", "xnnpack", "gpu", "nnapi", "qnn"));
 
+    /** Most timed runs per cell: every run's ms travels in one binder transaction (the status line). */
+    public static final int MAX_RUNS = 20000;
+
     /** Thrown for a missing or malformed argument; the message is one line naming the argument. */
     public static final class BadArgs extends Exception {
         public BadArgs(String message) {
@@ -39,7 +42,7 @@ public final class BenchArgs {
         }
         threads = intArg(a, "threads", 4, 1, 64);
         warmup = intArg(a, "warmup", 10, 0, 100000);
-        runs = intArg(a, "runs", 100, 1, 1000000);
+        runs = intArg(a, "runs", 100, 1, MAX_RUNS);
         cooldownC = a.containsKey("cooldown_c") ? doubleArg(a, "cooldown_c", 0, 0.0, 150.0) : null;
         sustainedS = doubleArg(a, "sustained_s", 0, 0.0, 86400.0);
         targetFps = doubleArg(a, "target_fps", 30, 0.1, 1000.0);
