@@ -103,6 +103,19 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _unix_open(path: Path) -> bool:
+    """Whether a Unix socket accepts connections (through /proc/self/fd: no 108-byte path limit)."""
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            return sock.connect_ex(f"/proc/self/fd/{dir_fd}/{path.name}") == 0
+    finally:
+        os.close(dir_fd)
+
+
 def free_port_pair(port: int = 5601, adb_port: int = 5137, tries: int = 50) -> tuple[int, int]:
     """The first (device port, adb server port) pair from the defaults upwards (step 2) where both are free."""
     for i in range(tries):
@@ -136,6 +149,7 @@ class EmulatedDevice:
         self.services: DeviceServices | None = None  # answers the shims; tests may swap `services.runner`
         self._runner = runner
         self._proc: subprocess.Popen | None = None
+        self._relay: subprocess.Popen | None = None
         self._worker: SpoolWorker | None = None
         self._own_server = False
         self._boots = 0
@@ -173,6 +187,7 @@ class EmulatedDevice:
         self.rootfs, self._rootfs_hold = acquire_rootfs(self.cache_dir)
         self.props = read_build_prop(self.rootfs / "system" / "build.prop")
         self._prepare_state()
+        self._start_relay()
         self._start_server()
         self.services = DeviceServices(self.state, self.props, self._runner or _local_runner)
         self._worker = SpoolWorker(self.state / "spool", self.services)
@@ -189,6 +204,10 @@ class EmulatedDevice:
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
+        if self._relay is not None:
+            self._relay.kill()
+            self._relay.wait(timeout=10)
+            self._relay = None
         if self._own_server:
             subprocess.run(
                 [self._adb(), "-P", str(self.adb_port), "kill-server"], capture_output=True, timeout=20, check=False
@@ -293,9 +312,29 @@ class EmulatedDevice:
     def _log_path(self) -> Path:
         return self.workdir / "adbd.log"
 
-    def _launch_adbd(self) -> None:
+    def _start_relay(self) -> None:
+        """127.0.0.1:PORT on the host → STATE/adbd.sock → adbd in its network namespace (see forward.py)."""
         if _port_open(self.port):
             raise EmulatorError(f"port {self.port} is already in use")
+        with open(self.workdir / "relay.log", "ab") as log:
+            self._relay = subprocess.Popen(
+                [sys.executable, str(SCRIPTS / "forward.py"), f"tcp:127.0.0.1:{self.port}", f"unix:{self._socket}"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while not _port_open(self.port):
+            if self._relay.poll() is not None or time.monotonic() > deadline:
+                raise EmulatorError(f"the relay did not listen on {self.port}; see {self.workdir / 'relay.log'}")
+            time.sleep(0.05)
+
+    @property
+    def _socket(self) -> Path:
+        return self.state / "adbd.sock"
+
+    def _launch_adbd(self) -> None:
         # A fresh spool per boot: pids restart in the new namespace, so an answer to a request of the previous
         # boot must not reach a new shim with the same pid.
         self._boots += 1
@@ -311,13 +350,14 @@ class EmulatedDevice:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, "PYTHON": sys.executable},
             )
-        deadline = time.monotonic() + 30
-        while not _port_open(self.port):
+        deadline = time.monotonic() + 60
+        while not _unix_open(self._socket):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self._kill_adbd()
                 tail = self._log_path().read_text(errors="replace")[-1500:]
-                raise EmulatorError(f"adbd did not start listening on {self.port}:\n{tail}")
+                raise EmulatorError(f"adbd did not start:\n{tail}")
             time.sleep(0.05)
 
     def _kill_adbd(self) -> None:
@@ -335,9 +375,6 @@ class EmulatedDevice:
             self._proc.kill()
             self._proc.wait(timeout=10)
         self._proc = None
-        deadline = time.monotonic() + 5
-        while _port_open(self.port) and time.monotonic() < deadline:
-            time.sleep(0.02)
 
 
 def _local_runner(model: Path, **kwargs: object) -> dict:

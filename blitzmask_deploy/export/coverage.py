@@ -97,7 +97,7 @@ def analyze_tflite(path: Path, name: str | None = None) -> FileCoverage:
                 op=op_name,
                 gpu_compatible=reason is None,
                 integer=not any(t in _FLOAT_TYPES for t in types),
-                module=module_path(_decode(outputs[0].name)) if outputs else None,
+                module=_op_module(model, outputs, inputs),
                 gpu_reason=reason,
             )
         )
@@ -115,8 +115,8 @@ def coverage_report(export_dir: Path) -> list[FileCoverage]:
 
 def module_path(tensor_name: str) -> str | None:
     """PyTorch module path from a converter tensor name, e.g. '…ExportWrapper/….BlitzMask_model/….Conv2d_stem;'
-    → 'stem'; '(root)' for ops of BlitzMask.forward itself; fused ops ('a;;b') give 'a + b'; None without one."""
-    paths = []
+    → 'stem'. Fused ops carry several locations ('a;;b'): the first, the module whose output the op produces, is
+    kept. '(root)' for ops of BlitzMask.forward itself; None when the name carries no module."""
     for part in tensor_name.split(";"):
         if "/" not in part:
             continue
@@ -126,10 +126,17 @@ def module_path(tensor_name: str) -> str | None:
             if "_" in cls:
                 attrs.append(cls.split("_", 1)[1])
         if attrs and attrs[0] == "model":  # ExportWrapper.model: paths are relative to the BlitzMask module
-            path = ".".join(attrs[1:]) or "(root)"
-            if path not in paths:
-                paths.append(path)
-    return " + ".join(paths) or None
+            return ".".join(attrs[1:]) or "(root)"
+    return None
+
+
+def _op_module(model, outputs: list, inputs: list) -> str | None:
+    """The module of an op: from its output's name, else (graph outputs are renamed) from its weights' names."""
+    constants = [t for t in inputs if model.buffers[t.buffer].data is not None]
+    for tensor in (*outputs, *constants, *inputs):
+        if path := module_path(_decode(tensor.name)):
+            return path
+    return None
 
 
 def _decode(name: bytes | str) -> str:

@@ -7,7 +7,7 @@ from torch import nn
 
 from blitzmask_deploy.modeling.backbones.efficientnet_lite import build_backbone
 from blitzmask_deploy.modeling.config import ModelConfig
-from blitzmask_deploy.modeling.heads import build_heads
+from blitzmask_deploy.modeling.heads import Head, build_heads
 from blitzmask_deploy.modeling.layers import InputNorm
 from blitzmask_deploy.modeling.necks import LiteFPN
 
@@ -45,7 +45,7 @@ class BlitzMask(nn.Module):
 
 def _init_weights(model: nn.Module) -> None:
     """Kaiming for convs (except head output convs, set by the heads), BN to identity."""
-    out_convs = {id(m.out) for m in model.modules() if hasattr(m, "out") and isinstance(m.out, nn.Conv2d)}
+    out_convs = {id(m.out) for m in model.modules() if isinstance(m, Head)}
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and id(m) not in out_convs:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

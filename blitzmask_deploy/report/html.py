@@ -158,7 +158,8 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         _gate_section(gate, gate_error),
         "<h2>Summary</h2>",
         "<p class='meta'>AP and drop in AP points (0–100, host evaluation of each exported file on the val split); "
-        "latency statistics over every timed run of the cell; fps = 1000 / mean; ΔT = hottest zone after − before."
+        "host p50 from validation (the file's own runtime on this host); latency statistics over every timed run of "
+        "the benchmark cell; fps = 1000 / mean; ΔT = hottest zone after − before."
         "</p>",
         _table(HEADER, [row_cells(r) for r in results.rows]),
         "<h2>Accuracy vs speed</h2>",

@@ -10,6 +10,7 @@ HEADER = [
     "precision",
     "mask AP",
     "drop",
+    "host p50 ms",
     "device",
     "delegate",
     "threads",
@@ -38,6 +39,7 @@ def row_cells(row: Row) -> list[str]:
         row.precision,
         _num(row.mask_ap, scale=100),
         _num(row.drop, scale=100),
+        _num(row.host_p50_ms),
         row.device or "–",
         delegate,
         "–" if row.threads is None else str(row.threads),
@@ -60,7 +62,8 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"- {variant}: checkpoint mask AP {ap * 100:.2f} (host, val split)")
     lines += [
         f"- source: `{results.source}`",
-        "- AP and drop in AP points (0–100); latency from the benchmark cells (p50/p90/p99 of every timed run).",
+        "- AP and drop in AP points (0–100); host p50 from `blitzmask validate` (its own runtime, batch 1);",
+        "  latency columns from the benchmark cells (p50/p90/p99 of every timed run).",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---" for _ in HEADER) + "|",

@@ -10,6 +10,7 @@ Standalone on purpose: the inner relay runs in the namespace before the chroot, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import socket
@@ -69,17 +70,12 @@ def wait_for(spec: str, timeout: float) -> None:
 
 
 def pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         while data := src.recv(1 << 16):
             dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
-            try:
-                sock.shutdown(how)
-            except OSError:
-                pass
+    for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
+        with contextlib.suppress(OSError):
+            sock.shutdown(how)
 
 
 def relay(client: socket.socket, target: str) -> None:

@@ -300,3 +300,16 @@ def test_answer_from_before_an_unplug_does_not_reach_the_next_boot(
     assert len(errors) == 1
     result, status = parse_instrument_output(device.shell2(command(2), v2=True, timeout=60).output)
     assert status == "ok" and result["runs_ms"] == [2.0, 2.0]
+
+
+def test_adbd_is_reachable_on_loopback_only(emulated_device: EmulatedDevice) -> None:
+    """adbd (a root shell) listens on every interface of its own network namespace; the host sees only the relay
+    on 127.0.0.1."""
+    listeners = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) == emulated_device.port:
+                listeners.append(address)
+    assert listeners == ["0100007F"]

@@ -49,7 +49,7 @@ def test_module_path_from_converter_tensor_names() -> None:
         f"{root}/torch.nn.modules.container.Sequential_stem/torch.nn.modules.activation.ReLU6_2;;"
         f"{root}/torch.nn.modules.container.Sequential_stem/torch.nn.modules.conv.Conv2d_0;1"
     )
-    assert module_path(fused) == "stem.2 + stem.0"
+    assert module_path(fused) == "stem.2"  # the module whose output a fused op produces
     assert module_path(f"{root}/blitzmask_deploy.modeling.heads.Head_spanning_set;") == "spanning_set"
     assert module_path(f"{root};") == "(root)"
     assert module_path("serving_default_images") is None

@@ -110,3 +110,11 @@ def test_bad_files_and_backend_are_bad_input(synth_dataset: Path, tmp_path: Path
         evaluate(gt_path, bad)
     with pytest.raises(BadInput, match="annotations"):
         evaluate({"images": []}, [])
+
+
+def test_numpy_scalars_in_predictions_are_accepted(synth_dataset: Path) -> None:
+    gt = _gt(synth_dataset, "val")
+    preds = [
+        p | {"image_id": np.int64(p["image_id"]), "score": np.float32(0.5)} for p in _gt_as_predictions(gt, bbox=False)
+    ]
+    assert evaluate(gt, preds)["mask_ap"] == 1.0
