@@ -1,11 +1,12 @@
 """An emulated Android device for tests: Debian's real `adbd` in a chroot, reached through a private adb server.
 
 Debian trixie's adbd needs glibc 2.38+, so it runs in a chroot of extracted trixie packages
-(scripts/emulated_device/build_rootfs.sh, cached under .cache/emulated-device) inside its own mount and pid
-namespaces (`unshare`, needs root). It listens on 127.0.0.1:PORT (5601: ports 5555–5585 would also show up as
-`emulator-N`); a private adb server on ADB_PORT (5137) is connected to it, so a user's own adb server is never
-touched. `getprop`, `pm`, `cmd`, `dumpsys` and `am` are shims; `am instrument` runs the benchmark protocol on the
-host (see emulated_worker). The driver cannot tell it from a phone connected over adb-over-TCP.
+(scripts/emulated_device/build_rootfs.sh, cached under .cache/emulated-device) inside its own mount, pid and
+network namespaces (`unshare`, needs root). The host reaches it on 127.0.0.1:PORT only, through a relay
+(scripts/emulated_device/forward.py; 5601: ports 5555–5585 would also show up as `emulator-N`); a private adb server
+on ADB_PORT (5137) is connected to it, so a user's own adb server is never touched. `getprop`, `pm`, `cmd`,
+`dumpsys` and `am` are shims; `am instrument` runs the benchmark protocol on the host (see emulated_worker).
+The driver cannot tell it from a phone connected over adb-over-TCP.
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ class EmulatedDevice:
             raise EmulatorUnavailable("the emulated device needs root (chroot and mount namespaces)")
         if shutil.which("unshare") is None:
             raise EmulatorUnavailable("the emulated device needs unshare (util-linux)")
+        probe = subprocess.run([*UNSHARE[:-1], "true"], capture_output=True, text=True, timeout=30, check=False)
+        if probe.returncode != 0:
+            raise EmulatorUnavailable(f"cannot create mount/pid/net namespaces here: {probe.stderr.strip()}")
         self.rootfs, self._rootfs_hold = acquire_rootfs(self.cache_dir)
         self.props = read_build_prop(self.rootfs / "system" / "build.prop")
         self._prepare_state()

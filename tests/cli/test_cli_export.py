@@ -16,6 +16,17 @@ def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_in_process(args: list[str], monkeypatch, capsys) -> subprocess.CompletedProcess[str]:
+    """The CLI's `main` in this process (no interpreter start-up), as a CompletedProcess."""
+    from blitzmask_deploy.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["blitzmask", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, int(exit_info.value.code or 0), captured.out, captured.err)
+
+
 def _one_error_line(r: subprocess.CompletedProcess[str], fragment: str) -> None:
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
@@ -36,29 +47,38 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, categories=categories)
 
 
-@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"\x80\x02garbage"])
-def test_export_corrupt_checkpoint_is_one_line_exit_2(tmp_path: Path, content: bytes) -> None:
+def test_export_corrupt_checkpoint_is_one_line_exit_2(tmp_path: Path) -> None:
     ckpt = tmp_path / "bad.pt"
-    ckpt.write_bytes(content)
+    ckpt.write_bytes(b"\x80\x02garbage")
     _one_error_line(run_cli("export", str(ckpt), "--out", str(tmp_path / "out"), "--formats", "fp32"), "bad.pt")
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_export_truncated_checkpoint_is_exit_2(tiny_ckpt: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip"])
+def test_export_empty_or_foreign_checkpoint_is_exit_2(tmp_path: Path, content: bytes, monkeypatch, capsys) -> None:
+    ckpt = tmp_path / "bad.pt"
+    ckpt.write_bytes(content)
+    args = ["export", str(ckpt), "--out", str(tmp_path / "out"), "--formats", "fp32"]
+    _one_error_line(run_in_process(args, monkeypatch, capsys), "bad.pt")
+
+
+def test_export_truncated_checkpoint_is_exit_2(tiny_ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     cut = tmp_path / "cut.pt"
     cut.write_bytes(tiny_ckpt.read_bytes()[:2000])
-    _one_error_line(run_cli("export", str(cut), "--out", str(tmp_path / "out"), "--formats", "fp32"), "cut.pt")
+    args = ["export", str(cut), "--out", str(tmp_path / "out"), "--formats", "fp32"]
+    _one_error_line(run_in_process(args, monkeypatch, capsys), "cut.pt")
 
 
-def test_export_checkpoint_of_another_variant_is_exit_2(tiny_ckpt: Path, tmp_path: Path) -> None:
+def test_export_checkpoint_of_another_variant_is_exit_2(tiny_ckpt: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     import torch
 
     payload = torch.load(tiny_ckpt, weights_only=True)
     payload["config"]["variant"] = "blitzmask-b0"
-    payload["config"]["backbone"] = "efficientnet-lite-b0"
+    payload["config"]["backbone"] = "efficientnet-lite0"
     other = tmp_path / "other.pt"
     torch.save(payload, other)
-    _one_error_line(run_cli("export", str(other), "--out", str(tmp_path / "out"), "--formats", "fp32"), "other.pt")
+    args = ["export", str(other), "--out", str(tmp_path / "out"), "--formats", "fp32"]
+    _one_error_line(run_in_process(args, monkeypatch, capsys), "other.pt")
 
 
 @pytest.mark.parametrize(
@@ -69,12 +89,15 @@ def test_export_checkpoint_of_another_variant_is_exit_2(tiny_ckpt: Path, tmp_pat
         (["--formats", "int8", "--calib", "/no/such/dir"], "calibration data not found"),
     ],
 )
-def test_export_bad_options_are_exit_2(tiny_ckpt: Path, tmp_path: Path, args: list[str], fragment: str) -> None:
-    _one_error_line(run_cli("export", str(tiny_ckpt), "--out", str(tmp_path / "out"), *args), fragment)
+def test_export_bad_options_are_exit_2(
+    tiny_ckpt: Path, tmp_path: Path, args: list[str], fragment: str, monkeypatch, capsys
+) -> None:
+    cli_args = ["export", str(tiny_ckpt), "--out", str(tmp_path / "out"), *args]
+    _one_error_line(run_in_process(cli_args, monkeypatch, capsys), fragment)
 
 
-def test_coverage_without_manifest_is_exit_2(tmp_path: Path) -> None:
-    _one_error_line(run_cli("coverage", str(tmp_path)), "no manifest.json")
+def test_coverage_without_manifest_is_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    _one_error_line(run_in_process(["coverage", str(tmp_path)], monkeypatch, capsys), "no manifest.json")
 
 
 @pytest.mark.slow
