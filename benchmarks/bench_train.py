@@ -37,6 +37,7 @@ def run() -> dict:
         train_ds = CocoDataset.from_split(root, "train")
         val_ds = CocoDataset.from_split(root, "val")
         model = create_model(VARIANT, num_classes=train_ds.num_classes, input_size=SIZE)
+        model = model.to(memory_format=torch.channels_last)  # as the trainer does
         optimizer = build_optimizer(model, "adamw", 3e-3, 0.01)
         trainset = TrainSet(train_ds, SIZE, seed=0)
         t0 = time.perf_counter()
@@ -46,7 +47,8 @@ def run() -> dict:
         for step in range(STEPS + 1):
             images, targets = batches[step % 2]
             t0 = time.perf_counter()
-            loss, _ = blitzmask_loss(model(images.float() / 255), targets)
+            x = (images.float() / 255).contiguous(memory_format=torch.channels_last)
+            loss, _ = blitzmask_loss(model(x), targets)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

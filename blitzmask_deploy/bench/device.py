@@ -124,9 +124,11 @@ class AndroidDevice:
         return _guarded(self.serial, command.split(" ", 1)[0], self._dev.shell2, command, timeout=timeout, v2=True)
 
     def alive(self) -> bool:
-        """Whether the adb server still lists this device as 'device'."""
+        """Whether the device is listed as 'device' and still answers a shell command."""
         try:
-            return _guarded(self.serial, "get-state", self._dev.get_state) == "device"
+            if _guarded(self.serial, "get-state", self._dev.get_state) != "device":
+                return False
+            return self.sh("echo alive", timeout=10.0).stdout.strip() == "alive"
         except DeviceError:
             return False
 

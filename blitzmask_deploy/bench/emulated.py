@@ -46,7 +46,7 @@ class EmulatorError(RuntimeError):
 
 
 class EmulatorUnavailable(EmulatorError):
-    """This machine cannot run the emulated device (no root, or the Debian packages cannot be fetched)."""
+    """This machine cannot run the emulated device (no root or namespaces, or the .debs cannot be fetched)."""
 
 
 def default_cache_dir() -> Path:

@@ -12,7 +12,7 @@ def emulated_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """The started EmulatedDevice (serial `device.serial`, adb server `device.adb_address`), shared by the session.
 
     Ports start at 5601 / 5137 and move up when another run holds them. Skipped only where the device cannot run
-    here: the Debian packages cannot be fetched, or no root for chroot / namespaces.
+    here: the Debian packages cannot be fetched, or no root / namespaces for chroot and unshare.
     """
     from blitzmask_deploy.bench.emulated import EmulatedDevice, EmulatorUnavailable, free_port_pair
 

@@ -58,8 +58,10 @@ class FakeAdb:
         self.sync = FakeSync(self)
         self.fail_with: BaseException | None = None
 
+    state = "device"
+
     def get_state(self) -> str:
-        return "device"
+        return self.state
 
     def shell2(self, cmd: str, timeout: float | None = None, v2: bool = False) -> Ret:
         assert isinstance(cmd, str) and timeout and v2
@@ -86,6 +88,8 @@ class FakeAdb:
         if argv[0] == "dumpsys":
             return Ret(0, "Current Battery Service state:\n  AC powered: false\n  USB powered: true\n  level: 87\n"
                           "  temperature: 312\n")  # fmt: skip
+        if argv[0] == "echo":
+            return Ret(0, " ".join(argv[1:]) + "\n")
         if argv[0] in ("mkdir", "rm"):
             if argv[0] == "rm":
                 for path in argv[argv.index("rm") + 2 :]:
@@ -217,6 +221,16 @@ def test_adb_failures_map_to_the_error_hierarchy(error: BaseException, expected:
     with pytest.raises(expected) as info:
         AndroidDevice(fake, adb_server="h:1").thermal()
     assert type(info.value) is expected
+
+
+def test_alive_needs_state_device_and_a_working_shell() -> None:
+    fake = FakeAdb()
+    dev = AndroidDevice(fake, adb_server="h:1")
+    assert dev.alive()
+    fake.fail_with = EOFError("adbd gone")
+    assert not dev.alive()
+    fake.fail_with, fake.state = None, "offline"
+    assert not dev.alive()
 
 
 def test_parse_server() -> None:
