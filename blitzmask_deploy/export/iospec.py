@@ -1,7 +1,8 @@
 """Read an exported file's input/output tensor spec back from the file itself (not from what we meant to write).
 
-`TensorSpec.name` is the signature key (`images` for the input, the head name for each output), listed in the
-file's own I/O order; int8 tensors carry their scale and zero point.
+`TensorSpec.name` is the signature key (`images` for the input, the head name for each output) and
+`TensorSpec.tensor` the tensor's own name in the file where it differs, listed in the file's own I/O order;
+int8 tensors carry their scale and zero point.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ _ONNX_DTYPES = {1: "float32", 10: "float16", 3: "int8", 2: "uint8", 6: "int32", 
 
 
 def _spec(name: str, tensor: str, shape: list[int], dtype: str, quant: QuantParams | None = None) -> TensorSpec:
-    extra = {"tensor": tensor} if "tensor" in TensorSpec.model_fields else {}
-    return TensorSpec(name=name, shape=shape, dtype=dtype, layout="NHWC", quant=quant, **extra)
+    return TensorSpec(
+        name=name, tensor=tensor if tensor != name else None, shape=shape, dtype=dtype, layout="NHWC", quant=quant
+    )
 
 
 def tflite_io(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:

@@ -77,7 +77,7 @@ def export_model(
 
     _check_formats(formats, calib)
     wanted = [f for f in FORMATS if f in formats]
-    calibration = calibration_images(calib, input_size, calib_images, progress=progress) if calib else []
+    calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     out.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(model)
     heads = head_names(model, input_size)

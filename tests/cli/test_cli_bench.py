@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from fixtures_models import build_tflite
-
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_bench_tflite.py"
 CLI = [sys.executable, "-m", "blitzmask_deploy.cli.app"]
 
 
@@ -34,7 +32,10 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    return build_tflite()
+    """The cached 64×64 conv-net .tflite (the same file as tests/bench's `bench_tflite`)."""
+    out = subprocess.run([sys.executable, str(SCRIPT), "--cached"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def _rows(store: Path) -> list[dict]:
