@@ -239,6 +239,8 @@ class AndroidDevice:
         self.sh(
             protocol.quote_command(["mkdir", "-p", posixpath.dirname(out)])
             + " && "
+            + protocol.quote_command(["chmod", "777", posixpath.dirname(out)])  # the app writes as its own uid
+            + " && "
             + protocol.quote_command(["rm", "-f", out])
         )
         command = protocol.instrument_command(

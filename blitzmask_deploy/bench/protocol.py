@@ -86,12 +86,14 @@ def parse_instrument_output(text: str) -> tuple[dict | None, str | None]:
     status: str | None = None
     for raw in text.splitlines():
         line = raw.strip()
-        if line.startswith("INSTRUMENTATION_FAILED") or line.startswith("INSTRUMENTATION_ABORTED"):
+        if "INSTRUMENTATION_FAILED" in line or line.startswith("INSTRUMENTATION_ABORTED"):
             raise InstrumentationFailed(f"am instrument: {line}")
         if line.startswith("INSTRUMENTATION_STATUS:"):
             key, _, value = line.removeprefix("INSTRUMENTATION_STATUS:").strip().partition("=")
             if key == RESULT_KEY:
                 result = parse_result(value)
+            elif key == "Error":
+                raise InstrumentationFailed(f"am instrument: {value.strip()}")
         elif line.startswith("INSTRUMENTATION_RESULT:"):
             key, _, value = line.removeprefix("INSTRUMENTATION_RESULT:").strip().partition("=")
             if key == "shortMsg":

@@ -66,6 +66,11 @@ def test_parse_instrument_output_ok() -> None:
         "INSTRUMENTATION_FAILED: com.blitzmask.bench/.BenchInstrumentation\nINSTRUMENTATION_CODE: -1",
         "INSTRUMENTATION_RESULT: shortMsg=Process crashed.\nINSTRUMENTATION_CODE: 0",
         "INSTRUMENTATION_STATUS: blitzmask_result={not json\nINSTRUMENTATION_CODE: -1",
+        # what a real `am instrument` prints when the app is not installed
+        "INSTRUMENTATION_STATUS: id=ActivityManagerService\n"
+        "INSTRUMENTATION_STATUS: Error=Unable to find instrumentation info for: ComponentInfo{com.blitzmask.bench/"
+        "com.blitzmask.bench.BenchInstrumentation}\nINSTRUMENTATION_STATUS_CODE: -1\n"
+        "android.util.AndroidException: INSTRUMENTATION_FAILED: com.blitzmask.bench/.BenchInstrumentation",
     ],
 )
 def test_parse_instrument_output_failures(text: str) -> None:
