@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +132,10 @@ def _export(cfg: DemoConfig, run: Path, data: Path, export_dir: Path) -> None:
     )
 
 
-def _validate(export_dir: Path, data: Path) -> bool:
+def _validate(export_dir: Path, data: Path, progress: bool) -> bool:
     from blitzmask_deploy.validate.export_dir import run_validate_export
 
-    result = run_validate_export(export_dir, data)
+    result = run_validate_export(export_dir, data, progress=progress)
     _log(result.to_table())
     if not result.passed:
         _log("validation: some files are over their budgets (see the report); the demo continues")
@@ -186,9 +187,8 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     steps.run("synthetic data", data / ".done", lambda: _make_data(cfg, data))
     steps.run(f"train {cfg.model} ({cfg.minutes:g} min)", run / "metrics.json", lambda: _train(cfg, data, run))
     steps.run("export fp32/fp16/int8/onnx", export_dir / "manifest.json", lambda: _export(cfg, run, data, export_dir))
-    steps.run(
-        "validate exported files on the host", export_dir / "validation.json", lambda: _validate(export_dir, data)
-    )
+    validate = partial(_validate, export_dir, data, cfg.progress)
+    steps.run("validate exported files on the host", export_dir / "validation.json", validate)
     validation = json.loads((export_dir / "validation.json").read_text())
     if cfg.skip_bench:
         _log("[5/6] benchmark: skipped (--skip-bench)")

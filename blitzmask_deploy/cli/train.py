@@ -27,6 +27,7 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
     seed: int = typer.Option(0, "--seed", help="Seed of init, shuffling and augmentation."),
+    threads: int = typer.Option(0, "--threads", help="Torch threads per process (0 = CPU cores ÷ ranks)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
 ) -> None:
     """Train VARIANT on DIR; val mask AP of the EMA model goes to OUT/metrics.json."""
@@ -46,6 +47,7 @@ def train_cmd(
         resume=resume,
         workers=workers,
         seed=seed,
+        threads=threads,
     )
     metrics = train(cfg)
     if not metrics:  # a non-zero torchrun rank

@@ -23,14 +23,16 @@ _TFL_INT8 = 9  # tflite::TensorType_INT8
 
 def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2) -> Path:
     """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1])."""
-    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer import calibrator, quantizer, recipe
 
     samples = [{INPUT_NAME: np.asarray(x, dtype=np.float32)} for x in calibration]
     if not samples:
         raise BadInput("int8 export needs at least one calibration image")
     q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
     with stdout_to_stderr():
-        qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads)
+        # profiler-based calibration: the same min/max as preserving all tensors, ~3× faster (b0 at 320)
+        mode = calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED
+        qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads, mode=mode)
         for name in _input_names(fp32):  # the input range is [0, 1] by contract, not what calibration saw
             qsvs[name] = {"min": np.zeros_like(qsvs[name]["min"]), "max": np.ones_like(qsvs[name]["max"])}
         result = q.quantize(qsvs, enable_progress_report=False)

@@ -6,6 +6,8 @@ Phones feed NHWC buffers and read NHWC outputs; the model itself is NCHW. Keepin
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -24,6 +26,24 @@ class ExportWrapper(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images.permute(0, 3, 1, 2))
         return {head: out[head].permute(0, 2, 3, 1) for head in HEADS if head in out}
+
+
+def fuse_conv_bn(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` with every Conv2d → BatchNorm2d pair inside an nn.Sequential folded into the
+    conv (the BN becomes Identity). The converters fold BN too; doing it first makes the traced graph ~1/3 smaller
+    and the conversion faster. Outputs differ from the original by float rounding only."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(model).eval()
+    for seq in fused.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return fused
 
 
 def head_names(model: nn.Module, input_size: int) -> list[str]:

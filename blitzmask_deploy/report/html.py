@@ -142,7 +142,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         for v in results.validations
         if isinstance((v.get("reference") or {}).get("mask_ap"), int | float)
     ]
-    devices = sorted({r.target for r in results.benchmarked()})
+    devices = sorted({f"{r.device} ({r.device_serial})" for r in results.benchmarked()})
     failed = [[r.name, r.target, r.status, r.error or ""] for r in results.failed()]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>BlitzMask Deploy report</title>",
@@ -152,7 +152,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         f"from <code>{html.escape(str(results.source))}</code></p>",
         "<ul>" + "".join(f"<li>{r}</li>" for r in refs),
         f"<li>{len(results.files())} exported files with host AP, {len(results.benchmarked())} benchmark cells "
-        f"on {len({r.device for r in results.benchmarked()})} device(s): {html.escape(', '.join(devices)) or '–'}</li>",
+        f"on {len(devices)} device(s): {html.escape(', '.join(devices)) or '–'}</li>",
         "</ul>",
         "<h2>Budgets</h2>",
         _gate_section(gate, gate_error),

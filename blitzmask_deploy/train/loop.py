@@ -43,6 +43,7 @@ class TrainConfig:
     input_size: int = 320
     resume: bool = False
     workers: int = 2
+    threads: int = 0  # torch threads per process; 0 = CPU cores ÷ ranks
     seed: int = 0
     clip_norm: float = 5.0
     ema_decay: float = 0.9998
@@ -75,7 +76,7 @@ def train(cfg: TrainConfig) -> dict:
     if device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(device)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist_info.world))
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist_info.world))
     try:
         train_ds = CocoDataset.from_split(Path(cfg.data), "train")
         val_ds = CocoDataset.from_split(Path(cfg.data), "val") if dist_info.is_main else None
