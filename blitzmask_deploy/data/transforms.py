@@ -126,6 +126,6 @@ def _place_gt(
     if len(gt):
         rows, cols = np.flatnonzero(valid_y), np.flatnonzero(valid_x)
         masks[:, rows[:, None], cols[None, :]] = gt.masks[:, sy[rows][:, None], sx[cols][None, :]]
-    keep = masks.reshape(len(masks), -1).any(axis=1)
+    keep = masks.any(axis=(1, 2))
     masks = masks[keep]
     return GroundTruth(masks, masks_to_boxes(masks), gt.labels[keep], gt.iscrowd[keep])

@@ -73,13 +73,13 @@ def export_model(
     from blitzmask_deploy.export.onnx import export_onnx
     from blitzmask_deploy.export.quantize import quantize_int8
     from blitzmask_deploy.export.tflite import cast_fp16, convert_fp32
-    from blitzmask_deploy.export.wrapper import ExportWrapper, head_names
+    from blitzmask_deploy.export.wrapper import ExportWrapper, fuse_conv_bn, head_names
 
     _check_formats(formats, calib)
     wanted = [f for f in FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     out.mkdir(parents=True, exist_ok=True)
-    wrapper = ExportWrapper(model)
+    wrapper = ExportWrapper(fuse_conv_bn(model))
     heads = head_names(model, input_size)
     fp32 = out / FILE_NAMES["fp32"] if "fp32" in wanted else out / ".model_fp32.scratch.tflite"
     steps = {

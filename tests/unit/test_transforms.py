@@ -93,3 +93,10 @@ def test_letterbox_sample_matches_letterbox_geometry() -> None:
     np.testing.assert_allclose(tgt.boxes, gt.boxes * info.scale, atol=1.0)
     assert not tgt.masks[:, info.inner_h :].any()
     assert (out[info.inner_h :] == PAD_VALUE).all()
+
+
+def test_train_transform_of_an_image_without_instances() -> None:
+    image, gt = _scene()
+    empty = GroundTruth(gt.masks[:0], gt.boxes[:0], gt.labels[:0], gt.iscrowd[:0])
+    out, out_gt = train_transform(image, empty, 64, np.random.default_rng(0))
+    assert out.shape == (64, 64, 3) and len(out_gt) == 0 and out_gt.masks.shape == (0, 64, 64)
