@@ -76,7 +76,7 @@ def decode(
     ys, xs = np.divmod(cell, w)
     scores = peaks[top]
     logits = basis.reshape(h * w, -1) @ coef[ys, xs].T  # (h*w, N)
-    soft = (1.0 / (1.0 + np.exp(-logits))).T.reshape(-1, h, w)
+    soft = (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).T.reshape(-1, h, w)
     inv = 1.0 / info.scale
     if "box" in outputs:
         ltrb = _squeeze(outputs["box"]).astype(np.float32)[ys, xs] * BOX_UNIT

@@ -8,12 +8,14 @@ to a content-addressed path, so local file names never reach the device shell.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import posixpath
 import re
 import socket
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,11 @@ PROPS = {
     "abi": "ro.product.cpu.abi",
 }
 APK_REMOTE = f"{protocol.REMOTE_ROOT}/blitzmask-bench.apk"
-_GONE = re.compile(r"device .*not found|device (offline|unauthorized|still authorizing)|connection (is )?closed", re.I)
+_GONE = re.compile(  # adb server answers meaning the device's transport is not there (any more)
+    r"device .*not found|device (offline|unauthorized|still authorizing|still connecting)|connection (is )?closed"
+    r"|^closed$|no devices/emulators found",
+    re.I,
+)
 
 
 def default_adb_server() -> str:
@@ -78,8 +84,23 @@ class DeviceEntry:
         return asdict(self)
 
 
+def _cut_short(err: Exception) -> bool:
+    """Whether adbutils failed on an empty read: the adb server closed the connection mid-reply, which it does
+    when the device's transport dies (check_okay → "Unknown data: b''", sync → "Invalid sync cmd" with no
+    command, push → an empty status, stat → AssertionError / struct.error on the short reply)."""
+    from adbutils.errors import AdbError
+
+    if isinstance(err, (AssertionError, struct.error)):
+        return True
+    return isinstance(err, AdbError) and (
+        not str(err)
+        or str(err) == "Unknown data: b''"
+        or (err.args[:1] == ("Invalid sync cmd",) and not any(err.args[1:2]))
+    )
+
+
 def _guarded(serial: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call an adbutils function and map its failures onto bench.errors."""
+    """Call an adbutils function and map its failures onto bench.errors (a cut connection → DeviceGone)."""
     from adbutils.errors import AdbError, AdbTimeout
 
     try:
@@ -88,8 +109,12 @@ def _guarded(serial: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise DeviceTimeout(f"{serial}: {what} timed out ({err})") from None
     except (EOFError, ConnectionError) as err:
         raise DeviceGone(f"{serial}: connection lost during {what} ({type(err).__name__}: {err})") from None
-    except AdbError as err:
+    except (AdbError, AssertionError, struct.error) as err:
         text = str(err)
+        if _cut_short(err):
+            raise DeviceGone(
+                f"{serial}: connection lost during {what} (short reply: {type(err).__name__} {text!r})"
+            ) from None
         if _GONE.search(text):
             raise DeviceGone(f"{serial}: {text}") from None
         raise DeviceError(f"{serial}: {what} failed: {text}") from None
@@ -264,7 +289,8 @@ class AndroidDevice:
         if result is None:
             tail = (ret.stdout + ret.stderr).strip().splitlines()[-1:] or ["no output"]
             raise InstrumentationFailed(f"{self.serial}: no result (am instrument exit {ret.returncode}): {tail[0]}")
-        self.sh(protocol.quote_command(["rm", "-f", out]))
+        with contextlib.suppress(DeviceError):  # the result is in hand: a device gone now is found by the next call
+            self.sh(protocol.quote_command(["rm", "-f", out]))
         if result["status"] == "runtime_missing":
             raise RuntimeMissing(result.get("error") or "LiteRT runtime missing in the benchmark app", result)
         return result

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
+import logging
 import os
 import shutil
 import signal
@@ -39,6 +41,8 @@ THERMAL_ZONES = (("cpu-thermal", 38000), ("gpu-thermal", 36000), ("battery", 300
 UNSHARE = ("unshare", "--mount", "--pid", "--net", "--fork", "--kill-child", "--propagation", "private", "sh")
 IN_USE = ".in-use"  # written last by a complete build; running devices hold a shared lock on it
 CPU_COUNT, CPU_KHZ, CPU_MAX_KHZ = 4, 1800000, 2400000
+BUILD_TIMEOUT_S = 900  # build_rootfs.sh, and the longest wait for another run's build
+log = logging.getLogger(__name__)
 
 
 class EmulatorError(RuntimeError):
@@ -62,11 +66,16 @@ def acquire_rootfs(cache_dir: Path | None = None) -> tuple[Path, IO[str]]:
     cache.mkdir(parents=True, exist_ok=True)
     rootfs = cache / f"rootfs-{_scripts_digest()[:16]}"
     with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _flock_within(lock, BUILD_TIMEOUT_S, f"the rootfs lock {cache / '.lock'} (another run building it?)")
         if not (rootfs / IN_USE).exists():
             env = {**os.environ, "PYTHON": sys.executable}
             script = [str(SCRIPTS / "build_rootfs.sh"), str(cache), str(rootfs)]
-            proc = subprocess.run(["bash", *script], env=env, capture_output=True, text=True, check=False)
+            try:
+                proc = subprocess.run(
+                    ["bash", *script], env=env, capture_output=True, text=True, check=False, timeout=BUILD_TIMEOUT_S
+                )
+            except subprocess.TimeoutExpired:
+                raise EmulatorError(f"build_rootfs.sh did not finish within {BUILD_TIMEOUT_S} s") from None
             if proc.returncode == 3:
                 raise EmulatorUnavailable(proc.stderr.strip().splitlines()[-1])
             if proc.returncode != 0:
@@ -78,6 +87,19 @@ def acquire_rootfs(cache_dir: Path | None = None) -> tuple[Path, IO[str]]:
             if old != rootfs and _unused(old):
                 shutil.rmtree(old, ignore_errors=True)
     return rootfs, held
+
+
+def _flock_within(handle: IO[str], timeout: float, what: str) -> None:
+    """An exclusive flock, or EmulatorError after `timeout` seconds (never a silent hang)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise EmulatorError(f"could not take {what} within {timeout:.0f} s") from None
+            time.sleep(0.2)
 
 
 def _unused(rootfs: Path) -> bool:
@@ -117,11 +139,85 @@ def _unix_open(path: Path) -> bool:
         os.close(dir_fd)
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds the socket listening on 127.0.0.1:`port` (and not another run's relay)."""
+    try:
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        inodes = {f"socket:[{r[9]}]" for r in rows if r[1] == f"0100007F:{port:04X}" and r[3] == "0A"}
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pid: int, marker: str) -> None:
+    """SIGKILL the children of `pid` then `pid`, when its command line still contains `marker` (pids get reused)."""
+    try:
+        if marker not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return
+    for child in [*map(int, children), pid]:
+        with contextlib.suppress(OSError):
+            os.kill(child, signal.SIGKILL)
+
+
+def reap_stale(cache_dir: Path | None = None) -> list[str]:
+    """Stop what emulated devices of dead processes left behind (relay, adbd, private adb server) → their ports.
+
+    Each started device records its processes in CACHE/owners/<port>.json; a record whose owner process is gone
+    (a killed test run: the relay and adbd run in their own sessions and outlive it) is cleaned up here."""
+    freed, records = [], {}
+    for record in sorted((cache_dir or default_cache_dir()).glob("owners/*.json")):
+        try:
+            owned = json.loads(record.read_text())
+            records[record] = (owned, _pid_alive(int(owned["owner"])))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("emulated device: removing unreadable owner record %s (%s)", record, err)
+            record.unlink(missing_ok=True)
+    live_servers = {owned.get("adb_port") for owned, alive in records.values() if alive}
+    for record, (owned, alive) in records.items():
+        if alive:
+            continue
+        with contextlib.suppress(ValueError, TypeError):
+            for pid, marker in owned.get("pids", []):
+                _kill_group(int(pid), str(marker))
+            port = int(owned.get("adb_port", 0))
+            if owned.get("adb_server") and port not in live_servers and _port_open(port):
+                _kill_server(port)
+        log.warning("emulated device: stopped the leftovers of dead run %s (port %s)", owned["owner"], record.stem)
+        freed.append(record.stem)
+        record.unlink(missing_ok=True)
+    return freed
+
+
+def _kill_server(adb_port: int) -> None:
+    import adbutils
+
+    cmd = [adbutils.adb_path(), "-P", str(adb_port), "kill-server"]
+    subprocess.run(cmd, capture_output=True, timeout=20, check=False)
+
+
 def free_port_pair(port: int = 5601, adb_port: int = 5137, tries: int = 50) -> tuple[int, int]:
     """The first (device port, adb server port) pair from the defaults upwards (step 2) where both are free."""
     for i in range(tries):
         pair = (port + 2 * i, adb_port + 2 * i)
-        if not any(_port_open(p) for p in pair):
+        if pair[0] not in EMULATOR_PORTS and not any(_port_open(p) for p in pair):
             return pair
     raise EmulatorError(f"no free port pair from {port}/{adb_port}")
 
@@ -153,6 +249,7 @@ class EmulatedDevice:
         self._relay: subprocess.Popen | None = None
         self._worker: SpoolWorker | None = None
         self._own_server = False
+        self._port_held = False  # our relay listens on `port`: the owner record CACHE/owners/<port>.json is ours
         self._boots = 0
         self._rootfs_hold: IO[str] | None = None
 
@@ -180,7 +277,10 @@ class EmulatedDevice:
         return adbutils.AdbClient(host="127.0.0.1", port=self.adb_port, socket_timeout=30)
 
     def start(self) -> str:
-        """Build (cached) and boot the device, connect the adb server to it; returns its serial."""
+        """Build (cached) and boot the device, connect the adb server to it; returns its serial.
+
+        Leftovers of killed runs are stopped first (`reap_stale`). A failed boot is cleaned up and retried once,
+        on the next free port pair when its ports are taken (logged); a second failure raises EmulatorError."""
         if os.geteuid() != 0:
             raise EmulatorUnavailable("the emulated device needs root (chroot and mount namespaces)")
         if shutil.which("unshare") is None:
@@ -191,16 +291,42 @@ class EmulatedDevice:
         self.rootfs, self._rootfs_hold = acquire_rootfs(self.cache_dir)
         self.props = read_build_prop(self.rootfs / "system" / "build.prop")
         self._prepare_state()
+        reap_stale(self.cache_dir)
+        try:
+            self._boot()
+        except EmulatorError as err:
+            self._shutdown()
+            if _port_open(self.port) or _port_open(self.adb_port):
+                port, adb_port = self.port + 2, self.adb_port + 2
+                if port in EMULATOR_PORTS:
+                    port, adb_port = EMULATOR_PORTS.stop + 1, adb_port + EMULATOR_PORTS.stop + 1 - port
+                self.port, self.adb_port = free_port_pair(port, adb_port)
+            reason = str(err).splitlines()[0]
+            log.warning("emulated device: start failed (%s); retrying once on %s, adb server %s", reason,
+                        self.serial, self.adb_address)  # fmt: skip
+            try:
+                self._boot()
+            except EmulatorError as again:
+                self.stop()
+                raise EmulatorError(f"the emulated device did not start (tried twice): {again}") from None
+        return self.serial
+
+    def _boot(self) -> None:
         self._start_relay()
         self._start_server()
         self.services = DeviceServices(self.state, self.props, self._runner or _local_runner)
         self._worker = SpoolWorker(self.state / "spool", self.services)
         self._worker.start()
         self.replug()
-        return self.serial
 
     def stop(self) -> None:
         """Shut the device down and, when this object started it, the private adb server."""
+        self._shutdown()
+        if self._rootfs_hold is not None:
+            self._rootfs_hold.close()
+            self._rootfs_hold = None
+
+    def _shutdown(self) -> None:
         if self._proc is not None:
             self._kill_adbd()
             with contextlib.suppress(Exception):  # the server may already be gone
@@ -213,13 +339,11 @@ class EmulatedDevice:
             self._relay.wait(timeout=10)
             self._relay = None
         if self._own_server:
-            subprocess.run(
-                [self._adb(), "-P", str(self.adb_port), "kill-server"], capture_output=True, timeout=20, check=False
-            )
+            _kill_server(self.adb_port)
             self._own_server = False
-        if self._rootfs_hold is not None:
-            self._rootfs_hold.close()
-            self._rootfs_hold = None
+        if self._port_held:
+            self._owner_record().unlink(missing_ok=True)
+            self._port_held = False
 
     def unplug(self, timeout: float = 10.0) -> None:
         """Kill adbd (as a pulled cable would): running commands get EOF and the device goes offline."""
@@ -296,9 +420,24 @@ class EmulatedDevice:
 
         return adbutils.adb_path()
 
-    def _start_server(self) -> None:
-        if _port_open(self.adb_port):
+    def _owner_record(self) -> Path:
+        return (self.cache_dir or default_cache_dir()) / "owners" / f"{self.port}.json"
+
+    def _record_owner(self) -> None:
+        """CACHE/owners/<port>.json: what to stop should this process die without stop() (see reap_stale)."""
+        if not self._port_held:
             return
+        pids = [[p.pid, mark] for p, mark in ((self._relay, "forward.py"), (self._proc, "unshare")) if p is not None]
+        record = {"owner": os.getpid(), "pids": pids, "adb_port": self.adb_port, "adb_server": self._own_server}
+        path = self._owner_record()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+    def _start_server(self) -> None:
+        if _port_open(self.adb_port):  # the relay port is ours, so this is a user's server or a foreign leftover
+            raise EmulatorError(f"adb server port {self.adb_port} is already in use")
         home = self.workdir / "adb-home"  # the server's adbkey goes here, not into the user's ~/.android
         home.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
@@ -312,6 +451,7 @@ class EmulatedDevice:
         if proc.returncode != 0:
             raise EmulatorError(f"adb start-server on port {self.adb_port} failed: {proc.stderr.strip()}")
         self._own_server = True
+        self._record_owner()
 
     def _log_path(self) -> Path:
         return self.workdir / "adbd.log"
@@ -329,10 +469,13 @@ class EmulatedDevice:
                 start_new_session=True,
             )
         deadline = time.monotonic() + 30
-        while not _port_open(self.port):
+        while not _listens(self._relay.pid, self.port):  # not just "open": another run may have bound it first
             if self._relay.poll() is not None or time.monotonic() > deadline:
-                raise EmulatorError(f"the relay did not listen on {self.port}; see {self.workdir / 'relay.log'}")
+                tail = (self.workdir / "relay.log").read_text(errors="replace").strip().splitlines()[-1:]
+                raise EmulatorError(f"the relay did not listen on 127.0.0.1:{self.port}: {tail[0] if tail else ''}")
             time.sleep(0.05)
+        self._port_held = True
+        self._record_owner()
 
     @property
     def _socket(self) -> Path:
@@ -347,21 +490,28 @@ class EmulatedDevice:
         spool.mkdir(parents=True)
         assert self._worker is not None
         self._worker.spool = spool
-        with open(self._log_path(), "ab") as log:
+        with open(self._log_path(), "ab") as out:
+            offset = out.tell()  # this boot's part of adbd.log (each unplug's SIGKILL makes util-linux 2.38's
+            # unshare print "sigprocmask unblock failed": harmless, and not this boot's problem)
             self._proc = subprocess.Popen(
                 [*UNSHARE, str(SCRIPTS / "launch.sh"), str(self.rootfs), str(self.state), str(self.port), str(spool)],
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env={**os.environ, "PYTHON": sys.executable},
             )
+        self._record_owner()
         deadline = time.monotonic() + 60
         while not _unix_open(self._socket):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
+            exited = self._proc.poll()
+            if exited is not None or time.monotonic() > deadline:
                 self._kill_adbd()
-                tail = self._log_path().read_text(errors="replace")[-1500:]
-                raise EmulatorError(f"adbd did not start:\n{tail}")
+                with open(self._log_path(), "rb") as boot_log:
+                    boot_log.seek(offset)
+                    tail = boot_log.read().decode(errors="replace")[-1500:].strip() or "(no output)"
+                why = f"exited with status {exited}" if exited is not None else "timed out after 60 s"
+                raise EmulatorError(f"adbd did not start ({why}); {self._log_path()}:\n{tail}")
             time.sleep(0.05)
 
     def _kill_adbd(self) -> None:

@@ -20,6 +20,8 @@ from blitzmask_deploy.bench.store import CellSpec, ResultStore
 from blitzmask_deploy.bench.thermal import wait_for_cooldown
 from blitzmask_deploy.errors import BadInput
 
+SETTLE_S = 0.5  # between the two liveness checks after a device error
+
 
 @dataclass(frozen=True)
 class ModelRef:
@@ -221,8 +223,17 @@ def _run_cell(device: Any, cell: CellSpec, store: ResultStore, settings: Setting
     except DeviceGone:
         raise
     except DeviceError as err:
-        if not device.alive():
+        if not _still_alive(device):
             raise DeviceGone(str(err)) from None
         store.fail(cell.key, str(err))
         return
     store.finish(cell.key, outcome, cooldown_s=waited)
+
+
+def _still_alive(device: Any) -> bool:
+    """alive() twice, SETTLE_S apart, before an error may fail a cell: the error of an unplug can arrive while the
+    adb server still lists the device, and a failed cell is not retried by a plain rerun, a pending one is."""
+    if not device.alive():
+        return False
+    time.sleep(SETTLE_S)
+    return device.alive()

@@ -93,7 +93,9 @@ class ResultStore:
 
     def add_pending(self, cells: list[CellSpec]) -> int:
         """Insert cells not stored yet as 'pending'; returns how many were new."""
-        cols = [*asdict(cells[0]).keys(), "cell_key", "status"] if cells else []
+        if not cells:  # e.g. every device went away before its cells were planned
+            return 0
+        cols = [*asdict(cells[0]).keys(), "cell_key", "status"]
         sql = f"INSERT OR IGNORE INTO cells ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         with self._conn() as conn:
             before = conn.total_changes

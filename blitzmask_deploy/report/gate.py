@@ -16,6 +16,7 @@ from blitzmask_deploy.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
 _EPS = 1e-9
+TABLE_HEADER = ["check", "file", "target", "value", "limit", "result"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ class Check:
     def passed(self) -> bool:
         """True when the value is within its limit."""
         return self.value <= self.limit + _EPS
+
+    def cells(self) -> list[str]:
+        """The line as display strings: check, file, target, value, limit, PASS/FAIL."""
+        label = "AP drop" if self.check == "ap_drop" else "p50 latency"
+        value, limit = _fmt(self.value, self.unit), _fmt(self.limit, self.unit)
+        return [label, self.file, self.target, value, limit, "PASS" if self.passed else "FAIL"]
 
 
 @dataclass
@@ -57,22 +64,9 @@ class GateResult:
 
     def to_table(self) -> str:
         """Aligned text table with PASS/FAIL per line and a verdict."""
-        header = ("check", "file", "target", "value", "limit", "result")
-        lines = [
-            (
-                "AP drop" if c.check == "ap_drop" else "p50 latency",
-                c.file,
-                c.target,
-                _fmt(c.value, c.unit),
-                _fmt(c.limit, c.unit),
-                "PASS" if c.passed else "FAIL",
-            )
-            for c in self.checks
-        ]
-        widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
-        out = [
-            "  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() for row in [header, *lines]
-        ]
+        rows = [TABLE_HEADER, *(c.cells() for c in self.checks)]
+        widths = [max(len(x) for x in col) for col in zip(*rows, strict=True)]
+        out = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() for row in rows]
         out.insert(1, "  ".join("-" * w for w in widths))
         failed = sum(not c.passed for c in self.checks)
         out += [f"note: {n}" for n in self.notes]

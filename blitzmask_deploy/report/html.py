@@ -11,7 +11,7 @@ from pathlib import Path
 from blitzmask_deploy import __version__
 from blitzmask_deploy.errors import BadInput
 from blitzmask_deploy.report import plots
-from blitzmask_deploy.report.gate import Budgets, GateResult, run_gate
+from blitzmask_deploy.report.gate import TABLE_HEADER, Budgets, GateResult, run_gate
 from blitzmask_deploy.report.markdown import HEADER, row_cells, summary_markdown
 from blitzmask_deploy.report.results import Results
 from blitzmask_deploy.report.roofline import estimate
@@ -66,18 +66,11 @@ def _figure(path: Path | None, caption: str, missing: str) -> str:
 def _gate_section(gate: GateResult | None, error: str | None) -> str:
     if gate is None:
         return f'<p class="note">No gate: {html.escape(error or "nothing to check")}</p>'
-    rows, classes = [], []
-    for line in gate.to_json()["checks"]:
-        unit_value = (
-            (f"{line['value'] * 100:.2f} AP", f"{line['limit'] * 100:.2f} AP")
-            if line["unit"] == "ap"
-            else (f"{line['value']:.2f} ms", f"{line['limit']:.2f} ms")
-        )
-        rows.append([line["check"], line["file"], line["target"], *unit_value, "PASS" if line["passed"] else "FAIL"])
-        classes.append("" if line["passed"] else "failrow")
+    rows = [c.cells() for c in gate.checks]
+    classes = ["" if c.passed else "failrow" for c in gate.checks]
     verdict = '<span class="pass">PASS</span>' if gate.passed else '<span class="fail">FAIL</span>'
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in gate.notes)
-    table = _table(["check", "file", "target", "value", "limit", "result"], rows, classes)
+    table = _table(TABLE_HEADER, rows, classes)
     return f"<p>Gate verdict: {verdict} (same checks as <code>blitzmask gate</code>)</p>{table}{notes}"
 
 

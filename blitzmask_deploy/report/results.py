@@ -95,7 +95,6 @@ class Results:
     rows: list[Row]
     validations: list[dict[str, Any]]
     manifests: dict[str, dict[str, Any]]
-    stores: list[Path]
 
     def files(self) -> list[Row]:
         """One row per exported file with accuracy (the first row seen for each sha256)."""
@@ -125,7 +124,7 @@ def load_results(path: Path) -> Results:
         raise BadInput(f"results not found: {path}")
     if path.is_dir():
         validation_paths = sorted(_find(path, VALIDATION_NAME))
-        store_paths = sorted(p for p in _find(path, "*.sqlite"))
+        store_paths = sorted(_find(path, "*.sqlite"))
         if not validation_paths and not store_paths:
             raise BadInput(f"{path}: no {VALIDATION_NAME} and no .sqlite bench store under it")
     elif path.suffix in (".sqlite", ".db", ".sqlite3"):
@@ -142,7 +141,7 @@ def load_results(path: Path) -> Results:
     rows = _join(validations, cells, manifests)
     if not rows:
         raise BadInput(f"{path}: no exported files and no benchmark cells in the results")
-    return Results(source=path, rows=rows, validations=validations, manifests=manifests, stores=store_paths)
+    return Results(source=path, rows=rows, validations=validations, manifests=manifests)
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
@@ -157,29 +156,31 @@ def _read_validation(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("variants"), list):
         raise BadInput(f"{path} is not a validation.json from 'blitzmask validate' (no 'variants' list)")
     for i, entry in enumerate(data["variants"]):
+        if not isinstance(entry, dict):
+            raise BadInput(f"{path}: variants[{i}] is not an object")
         missing = [k for k in ("name", "format", "precision", "sha256", "mask_ap") if k not in entry]
         if missing:
             raise BadInput(f"{path}: variants[{i}] lacks {', '.join(missing)}")
-    data["_path"] = str(path)
     return data
 
 
 def _read_store(path: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
     from blitzmask_deploy.bench.store import ResultStore
 
     try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:  # never create tables in a foreign file
+            has_cells = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='cells'").fetchone()
+        if not has_cells:
+            raise BadInput(f"{path} is not a BlitzMask bench store (no 'cells' table)")
         store = ResultStore(path)
         try:
-            cells = store.cells()
+            return store.cells()
         finally:
-            close = getattr(store, "close", None)
-            if close is not None:
-                close()
-    except BadInput:
-        raise
-    except Exception as err:  # sqlite3.DatabaseError and friends: not a bench store
+            store.close()
+    except sqlite3.Error as err:
         raise BadInput(f"{path} is not a BlitzMask bench store: {err}") from None
-    return cells
 
 
 def _validations_near_cells(cells: list[dict[str, Any]], known: list[Path]) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,6 +214,13 @@ def test_device_info_battery_and_thermal() -> None:
         (AdbError("device offline"), DeviceGone),
         (AdbTimeout("adb read timeout"), DeviceTimeout),
         (AdbError("something else"), DeviceError),
+        # the adb server closing the connection mid-reply (the transport died), as adbutils reports it
+        (AdbError("closed"), DeviceGone),  # FAIL "closed": the transport closed while a stream was opened
+        (AdbError("Unknown data: b''"), DeviceGone),
+        (AdbError("Invalid sync cmd", ""), DeviceGone),
+        (AdbError(""), DeviceGone),
+        (AssertionError(), DeviceGone),
+        (struct.error("unpack requires a buffer of 12 bytes"), DeviceGone),
     ],
 )
 def test_adb_failures_map_to_the_error_hierarchy(error: BaseException, expected: type) -> None:

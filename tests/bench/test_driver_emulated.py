@@ -115,13 +115,15 @@ def test_unplug_mid_sweep_then_rerun_completes(emu, apk: Path, hostile_model: Mo
     assert {r["cell_key"]: r["finished"] for r in rows if r["cell_key"] in done_before} == done_before
 
 
+def _bench_cmd(emu, apk: Path, model: Path, store: Path, *settings: str) -> list[str]:
+    """`blitzmask bench MODEL` on the emulated device with `settings`, JSON out."""
+    return [sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(model), "--device", emu.serial, "--adb",
+            emu.adb_address, "--apk", str(apk), *settings, "--store", str(store), "--json"]  # fmt: skip
+
+
 def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_path: Path) -> None:
-    store = tmp_path / "r.sqlite"
-    cmd = [
-        sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(bench_tflite), "--device", emu.serial,
-        "--adb", emu.adb_address, "--apk", str(apk), "--delegate", "xnnpack,gpu", "--threads", "1", "--warmup", "1",
-        "--runs", "10", "--store", str(store), "--json",
-    ]  # fmt: skip
+    cmd = _bench_cmd(emu, apk, bench_tflite, tmp_path / "r.sqlite", "--delegate", "xnnpack,gpu", "--threads", "1",
+                     "--warmup", "1", "--runs", "10")  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ})
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
@@ -133,11 +135,8 @@ def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_pa
 
 def test_cli_unplug_exits_1_and_rerun_finishes(emu, apk: Path, bench_tflite: Path, tmp_path: Path) -> None:
     store = tmp_path / "r.sqlite"
-    cmd = [
-        sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(bench_tflite), "--device", emu.serial,
-        "--adb", emu.adb_address, "--apk", str(apk), "--delegate", "cpu,xnnpack", "--threads", "1,2", "--warmup", "0",
-        "--runs", "150", "--store", str(store), "--json",
-    ]  # fmt: skip
+    cmd = _bench_cmd(emu, apk, bench_tflite, store, "--delegate", "cpu,xnnpack", "--threads", "1,2", "--warmup", "0",
+                     "--runs", "150")  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

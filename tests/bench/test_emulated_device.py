@@ -5,7 +5,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
+import os
+import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -102,6 +107,42 @@ def test_old_rootfs_versions_go_once_no_device_holds_them(tmp_path: Path) -> Non
 def test_parse_instrument_args() -> None:
     extras, component = _parse_instrument(["-w", "-r", "-e", "model", "/m x", "-e", "runs", "5", "p/.R"])
     assert extras == {"model": "/m x", "runs": "5"} and component == "p/.R"
+
+
+def _serve_relay(port: int, sock: Path) -> subprocess.Popen:
+    relay = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "emulated_device" / "forward.py"), f"tcp:127.0.0.1:{port}",
+         f"unix:{sock}"], start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not emulated._listens(relay.pid, port):
+        assert relay.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return relay
+
+
+def test_leftovers_of_a_dead_run_are_reaped_and_a_live_run_is_left_alone(tmp_path: Path) -> None:
+    port, _ = emulated.free_port_pair(5901, 5437)
+    relay = _serve_relay(port, tmp_path / "adbd.sock")
+    try:
+        assert not emulated._listens(os.getpid(), port)  # the port is open, but not ours
+        owners = tmp_path / "owners"
+        owners.mkdir()
+        record = owners / f"{port}.json"
+        entry = {"pids": [[relay.pid, "forward.py"]], "adb_port": 1, "adb_server": False}
+        record.write_text(json.dumps({"owner": os.getpid(), **entry}))
+        (owners / "garbage.json").write_text("{")
+        assert emulated.reap_stale(tmp_path) == [] and relay.poll() is None and record.exists()
+        assert not (owners / "garbage.json").exists()
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        record.write_text(json.dumps({"owner": dead.pid, **entry}))
+        assert emulated.reap_stale(tmp_path) == [str(port)]
+        assert relay.wait(timeout=10) == -signal.SIGKILL and not record.exists()
+        assert not emulated._port_open(port)
+    finally:
+        relay.kill()
+        relay.wait()
 
 
 # --- on the device ---------------------------------------------------------------------------------------------
@@ -313,3 +354,47 @@ def test_adbd_is_reachable_on_loopback_only(emulated_device: EmulatedDevice) -> 
             if state == "0A" and int(port, 16) == emulated_device.port:
                 listeners.append(address)
     assert listeners == ["0100007F"]
+
+
+def test_start_retries_once_on_the_next_ports_when_its_port_is_taken(
+    emulated_device: EmulatedDevice, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port, adb_port = emulated.free_port_pair(5701, 5237)
+    theirs = emulated.default_cache_dir() / "owners" / f"{port}.json"
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_text(json.dumps({"owner": os.getpid(), "pids": [], "adb_port": adb_port, "adb_server": False}))
+    with socket.socket() as squatter:  # another (live) run holding the port
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        dev = EmulatedDevice(tmp_path, port=port, adb_port=adb_port)
+        try:
+            with caplog.at_level(logging.WARNING, logger=emulated.__name__):
+                assert dev.start() == dev.serial != f"127.0.0.1:{port}"
+            assert dev.state_on_host() == "device" and dev.port > port and dev.adb_port - dev.port == adb_port - port
+            assert f"port {port} is already in use" in caplog.text and f"retrying once on {dev.serial}" in caplog.text
+            record = emulated.default_cache_dir() / "owners" / f"{dev.port}.json"
+            assert json.loads(record.read_text())["owner"] == os.getpid()
+            assert json.loads(theirs.read_text())["pids"] == []  # the other run's record is left as it was
+        finally:
+            dev.stop()
+            theirs.unlink()
+    assert not emulated._port_open(dev.port) and not emulated._port_open(dev.adb_port) and not record.exists()
+
+
+def test_start_failing_twice_is_one_clear_error_and_leaves_nothing_running(
+    emulated_device: EmulatedDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `unshare … sh launch.sh` replaced by a boot that fails at once (the namespace probe, `… true`, still passes)
+    script = '[ "$0" = true ] && exit 0; echo "boot failed: no adbd here"; exit 3'
+    monkeypatch.setattr(emulated, "UNSHARE", ("sh", "-c", script, "sh"))
+    port, adb_port = emulated.free_port_pair(5751, 5287)
+    (tmp_path / "adbd.log").write_text("unshare: sigprocmask unblock failed: Invalid argument\n")  # an old unplug
+    dev = EmulatedDevice(tmp_path, port=port, adb_port=adb_port)
+    with pytest.raises(emulated.EmulatorError) as info:
+        dev.start()
+    message = str(info.value)
+    assert message.startswith("the emulated device did not start (tried twice): adbd did not start (exited with")
+    assert message.endswith("adbd.log:\nboot failed: no adbd here") and "sigprocmask" not in message
+    assert (tmp_path / "adbd.log").read_text().count("boot failed") == 2  # retried once, on the same free ports
+    assert not emulated._port_open(port) and not emulated._port_open(adb_port)
+    assert not (emulated.default_cache_dir() / "owners" / f"{port}.json").exists()

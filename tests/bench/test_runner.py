@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from blitzmask_deploy.artifacts import CheckpointRef, ExportedFile, Manifest, TensorSpec, sha256_file, write_manifest
-from blitzmask_deploy.bench.errors import DeviceGone, DeviceTimeout
+from blitzmask_deploy.bench import runner
+from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout
 from blitzmask_deploy.bench.protocol import base_result
 from blitzmask_deploy.bench.runner import ModelRef, Settings, expand_models, run_sweep
 from blitzmask_deploy.bench.store import ResultStore
@@ -112,6 +113,40 @@ def test_failed_cells_are_kept_and_only_retried_on_request(tmp_path: Path) -> No
         MODELS[:1], [dev], store, _settings(delegates=["cpu", "xnnpack", "gpu"], retry_failed=True), progress=False
     )
     assert retry.ran == 4 and retry.counts(store) == {"done": 4, "failed": 2, "pending": 0}
+
+
+class LateUnplug(FakeDevice):
+    """An unplug whose error reaches the driver while the adb server still lists the device for a moment."""
+
+    def __init__(self, serial: str) -> None:
+        super().__init__(serial)
+        self.checks = 0
+
+    def alive(self) -> bool:
+        self.checks += 1
+        return self.checks == 1
+
+    def run(self, remote: str, *, cell_key: str, delegate: str, threads: int, **settings: object) -> dict:
+        raise DeviceError(f"{self.serial}: pull result failed: closed")
+
+
+def test_error_of_a_device_going_away_leaves_the_cell_pending(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "SETTLE_S", 0.01)
+    store = ResultStore(tmp_path / "r.sqlite")
+    dev = LateUnplug("A")
+    sweep = run_sweep(MODELS[:1], [dev], store, _settings(delegates=["cpu"], threads=[1]), progress=False)
+    assert "A" in sweep.gone and dev.checks == 2
+    assert sweep.counts(store) == {"done": 0, "failed": 0, "pending": 1}
+
+
+def test_device_gone_before_planning_is_reported_not_raised(tmp_path: Path) -> None:
+    class Unlisted(FakeDevice):
+        def info(self) -> dict:
+            raise DeviceGone(f"{self.serial}: device offline")
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    sweep = run_sweep(MODELS, [Unlisted("A")], store, _settings(), progress=False)
+    assert sweep.gone == {"A": "A: device offline"} and sweep.keys == [] and store.cells() == []
 
 
 def test_cooldown_before_each_cell(tmp_path: Path) -> None:

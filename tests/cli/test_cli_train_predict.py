@@ -24,7 +24,7 @@ def trained(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     run = tmp_path_factory.mktemp("run")
     r = run_cli(
         "train", "--data", synth_dataset, "--model", "blitzmask-tiny", "--out", run, "--epochs", "1",
-        "--batch-size", "8", "--input-size", "64", "--workers", "0", "--json",
+        "--batch-size", "8", "--input-size", "64", "--workers", "0", "--threads", "1", "--json",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     metrics = json.loads(r.stdout)

@@ -14,7 +14,7 @@ from blitzmask_deploy.errors import BadInput
 from blitzmask_deploy.export.calibration import calibration_files, calibration_images
 from blitzmask_deploy.export.coverage import analyze_tflite, module_path
 from blitzmask_deploy.export.pipeline import export_model
-from blitzmask_deploy.export.wrapper import HEADS, ExportWrapper, head_names
+from blitzmask_deploy.export.wrapper import HEADS, ExportWrapper, fuse_conv_bn, head_names
 from blitzmask_deploy.validate.parity import head_parity
 from blitzmask_deploy.validate.runtimes import LiteRTRuntime, OnnxRuntime, _dequantize, _quantize
 
@@ -41,6 +41,26 @@ def test_wrapper_is_nhwc_and_orders_heads() -> None:
     for head, value in out.items():
         torch.testing.assert_close(value, ref[head].permute(0, 2, 3, 1))
     assert head_names(model, 32) == [h for h in HEADS if h != "box"]
+
+
+def test_fuse_conv_bn_keeps_outputs_and_leaves_the_original_alone() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),
+        nn.BatchNorm2d(8),
+    )
+    for bn in (model[0][1], model[2]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    fused = fuse_conv_bn(model)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
 
 
 def test_module_path_from_converter_tensor_names() -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
     base = dict(
         data=data, model="blitzmask-tiny", out=out, epochs=2, batch_size=4, input_size=64, workers=0,
-        progress=False, eval_max_images=4,
+        progress=False, eval_max_images=4, threads=1,
     )  # fmt: skip
     return TrainConfig(**(base | kw))
 
@@ -39,7 +39,6 @@ def _assert_same_state(a: Path, b: Path) -> None:
 
 
 def test_train_writes_metrics_and_checkpoints_and_resumes_exactly(synth_dataset: Path, tmp_path: Path) -> None:
-    torch.set_num_threads(1)
     full = train(_cfg(synth_dataset, tmp_path / "full"))
     metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert metrics == full
@@ -79,7 +78,6 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
         {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
          "MASTER_PORT": str(port)}
     )  # fmt: skip
-    torch.set_num_threads(1)
     train(_cfg(Path(data), Path(out), epochs=1))
 
 

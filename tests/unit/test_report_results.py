@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,19 @@ def test_bad_results_are_bad_input(tmp_path: Path, name: str, content: str, mess
     path.write_text(content)
     with pytest.raises(BadInput, match=message):
         load_results(path)
+
+
+def test_foreign_sqlite_is_bad_input_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.close()
+    with pytest.raises(BadInput, match="no 'cells' table"):
+        load_results(path)
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    assert tables == ["notes"]
 
 
 def test_missing_and_empty_paths_are_bad_input(tmp_path: Path) -> None:
