@@ -94,15 +94,27 @@ class _Steps:
         return value
 
 
+def _data_params(cfg: DemoConfig) -> dict[str, int]:
+    return {"train": cfg.train_images, "val": cfg.val_images, "size": cfg.size, "seed": cfg.seed}
+
+
 def _make_data(cfg: DemoConfig, root: Path) -> None:
     from blitzmask_deploy.data.synthetic import generate_dataset
 
     generate_dataset(
         root, train=cfg.train_images, val=cfg.val_images, size=cfg.size, seed=cfg.seed, progress=cfg.progress
     )
-    (root / ".done").write_text(
-        json.dumps({"train": cfg.train_images, "val": cfg.val_images, "size": cfg.size, "seed": cfg.seed}) + "\n"
-    )
+    (root / ".done").write_text(json.dumps(_data_params(cfg)) + "\n")
+
+
+def _check_reuse(cfg: DemoConfig, data: Path) -> None:
+    """Refuse to reuse a finished dataset made with other options (later steps would silently mismatch)."""
+    marker = data / ".done"
+    if marker.exists() and json.loads(marker.read_text()) != _data_params(cfg):
+        raise BadInput(
+            f"{cfg.out} holds a demo made with other data options ({marker.read_text().strip()}): "
+            "use another --out or the same options"
+        )
 
 
 def _train(cfg: DemoConfig, data: Path, run: Path) -> None:
@@ -183,6 +195,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     data, run, export_dir, store = out / "data", out / "train", out / "export", out / "results.sqlite"
+    _check_reuse(cfg, data)
     steps = _Steps(6)
     steps.run("synthetic data", data / ".done", lambda: _make_data(cfg, data))
     steps.run(f"train {cfg.model} ({cfg.minutes:g} min)", run / "metrics.json", lambda: _train(cfg, data, run))

@@ -214,7 +214,8 @@ class _Run:
                 rate = (self.state["images"] - images_at_start) / max(1e-9, self.state["elapsed_s"] - elapsed_at_start)
                 if bar is not None:
                     bar.n = self.state["step"] if self.total_steps else round(self.state["elapsed_s"])
-                    bar.set_postfix(loss=f"{parts['loss']:.3f}", img_s=f"{rate:.1f}", epoch=self.state["epoch"])
+                    losses = {k: f"{v:.3f}" for k, v in parts.items()}
+                    bar.set_postfix(losses, img_s=f"{rate:.1f}", epoch=self.state["epoch"])
                 if cfg.stop_at_step is not None and self.state["step"] >= cfg.stop_at_step:
                     stopped = True
                     break

@@ -49,6 +49,8 @@ def test_small_demo_end_to_end(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert [s["skipped"] for s in json.loads(again.stdout)["steps"]][:4] == [True] * 4
     assert "reusing" in again.stderr and time.perf_counter() - start < 60
+    other = run_cli("demo", "--out", str(out), "--size", "160", "--train-images", "48", "--val-images", "8")
+    assert other.returncode == 2 and "other data options" in other.stderr  # never mixes datasets
 
     gate = run_cli("gate", str(out), "--json")
     assert gate.returncode in (0, 1)
