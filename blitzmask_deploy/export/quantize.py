@@ -9,6 +9,7 @@ all-integer graph.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from blitzmask_deploy.export.tflite import SIGNATURE, stdout_to_stderr
 from blitzmask_deploy.export.wrapper import INPUT_NAME
 
 _TFL_INT8 = 9  # tflite::TensorType_INT8
+MIN_ACTIVATION_RANGE = 1e-2
 
 
 def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2) -> Path:
@@ -33,6 +35,7 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
         # profiler-based calibration: the same min/max as preserving all tensors, ~3× faster (b0 at 320)
         mode = calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED
         qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads, mode=mode)
+        _widen_degenerate_ranges(qsvs)
         for name in _input_names(fp32):  # the input range is [0, 1] by contract, not what calibration saw
             qsvs[name] = {"min": np.zeros_like(qsvs[name]["min"]), "max": np.ones_like(qsvs[name]["max"])}
         result = q.quantize(qsvs, enable_progress_report=False)
@@ -41,7 +44,38 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
         _make_io_integer(out)
     if not _integer_io(out):
         raise RuntimeError(f"{out}: input/output tensors are still float after quantization")
+    if problem := reference_kernel_problem(out):
+        message = f"{out.name} runs with XNNPACK but LiteRT's reference int8 kernels reject it: {problem}"
+        warnings.warn(message, stacklevel=2)
     return out
+
+
+def _widen_degenerate_ranges(qsvs: dict) -> None:
+    """Give every calibrated activation a range of at least MIN_ACTIVATION_RANGE.
+
+    A tensor that was (almost) constant during calibration — dead ReLUs of an untrained model, a 2×2 map at
+    stride 32 — gets a scale near 1e-8; the int32 bias scale of the next conv (input scale × weight scale) then
+    overflows and LiteRT's reference kernels refuse the model. Real activations span ranges far above the floor.
+    """
+    for stats in qsvs.values():
+        if "min" in stats and "max" in stats:
+            stats["max"] = np.maximum(stats["max"], stats["min"] + MIN_ACTIVATION_RANGE)
+
+
+def reference_kernel_problem(path: Path) -> str | None:
+    """Why LiteRT's built-in (non-XNNPACK) kernels cannot prepare the model, or None if they can.
+
+    Their checks are stricter than XNNPACK's (e.g. a per-channel bias that overflows int32 when an int8 weight
+    scale is tiny); a phone without XNNPACK, or a delegate falling back to them, would fail to load the file.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        Interpreter(model_path=str(path), experimental_op_resolver_type=resolver).allocate_tensors()
+    except RuntimeError as err:
+        return str(err).strip().splitlines()[0]
+    return None
 
 
 def _input_names(path: Path) -> list[str]:

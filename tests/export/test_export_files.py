@@ -75,6 +75,12 @@ def test_int8_outputs_are_dequantized_close_to_torch(tiny_export: Path, torch_re
         assert error.mean() <= max(0.05 * spread, 2 * spec.quant.scale), spec.name
 
 
+def test_int8_file_loads_on_reference_kernels_too(tiny_export: Path) -> None:
+    from blitzmask_deploy.export.quantize import reference_kernel_problem
+
+    assert reference_kernel_problem(tiny_export / "model_int8.tflite") is None
+
+
 def test_coverage_fp16_all_gpu_and_int8_all_integer(tiny_export: Path) -> None:
     from blitzmask_deploy.export.coverage import coverage_report
 
