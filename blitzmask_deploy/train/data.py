@@ -24,19 +24,15 @@ class TrainSet(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        from blitzmask_deploy.data.transforms import letterbox_image, train_transform
+        from blitzmask_deploy.data.transforms import train_transform
 
         sample = self.dataset[index]
-        size = self.input_size
-        if len(sample.gt):
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            image, gt = train_transform(sample.image, sample.gt, size, rng)
-            keep = ~np.asarray(gt.iscrowd, bool)
-            masks, boxes, labels = gt.masks[keep], gt.boxes[keep], gt.labels[keep]
-        else:  # nothing to augment consistently: a plain letterbox, empty targets
-            image, _ = letterbox_image(sample.image, size)
-            masks, boxes, labels = np.zeros((0, size, size), bool), np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-        targets = build_targets(masks, boxes, labels, self.dataset.num_classes, size, self.stride)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
+        keep = ~np.asarray(gt.iscrowd, bool)
+        targets = build_targets(
+            gt.masks[keep], gt.boxes[keep], gt.labels[keep], self.dataset.num_classes, self.input_size, self.stride
+        )
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), targets
 
 
