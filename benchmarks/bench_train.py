@@ -38,7 +38,7 @@ def run() -> dict:
         val_ds = CocoDataset.from_split(root, "val")
         model = create_model(VARIANT, num_classes=train_ds.num_classes, input_size=SIZE)
         model = model.to(memory_format=torch.channels_last)  # as the trainer does
-        optimizer = build_optimizer(model, "adamw", 3e-3, 0.01)
+        optimizer = build_optimizer(model, "adamw", 1e-2, 0.01)
         trainset = TrainSet(train_ds, SIZE, seed=0)
         t0 = time.perf_counter()
         batches = [collate([trainset[i] for i in range(b * BATCH, (b + 1) * BATCH)]) for b in range(2)]

@@ -21,7 +21,7 @@ def train_cmd(
     epochs: int | None = typer.Option(None, "--epochs", help="Train for this many epochs."),
     minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes (schedule by time)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Global batch size (split across torchrun ranks)."),
-    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate."),
+    lr: float = typer.Option(1e-2, "--lr", help="Peak learning rate."),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd."),
     input_size: int = typer.Option(320, "--input-size", help="Square training/eval input size (multiple of 32)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),

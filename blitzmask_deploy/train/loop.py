@@ -37,7 +37,7 @@ class TrainConfig:
     epochs: int | None = None
     minutes: float | None = None
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 1e-2
     optimizer: str = "adamw"
     weight_decay: float = 0.01
     input_size: int = 320
