@@ -58,7 +58,7 @@ def plot_pareto(results: Results, path: Path) -> Path | None:
     if not rows:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     groups: dict[str, list[Row]] = {}
     for row in rows:
         groups.setdefault(f"{row.device} / {row.delegate}", []).append(row)
@@ -78,7 +78,7 @@ def plot_pareto(results: Results, path: Path) -> Path | None:
     ax.set_ylabel("mask AP (points, host evaluation)")
     ax.set_title("Accuracy vs speed")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
 
 
