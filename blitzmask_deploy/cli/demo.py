@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Directory for data, checkpoint, exports, results."),
-    minutes: float = typer.Option(6.0, "--minutes", help="Training time budget in minutes."),
+    minutes: float = typer.Option(8.0, "--minutes", help="Training time budget in minutes."),
     train_images: int = typer.Option(2000, "--train-images", help="Synthetic training images."),
     val_images: int = typer.Option(200, "--val-images", help="Synthetic validation images."),
     size: int = typer.Option(320, "--size", help="Image and model input size (multiple of 32)."),
