@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from blitzmask_deploy.bench.emulated_apk import read_apk_info
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "android_bench"
 SRC = APP / "app" / "src" / "main" / "java" / "com" / "blitzmask" / "bench"
@@ -231,6 +233,8 @@ def test_build_apk_signed_and_verified(tmp_path: Path, jvm_classes: dict[str, Pa
     assert dex.startswith(b"dex\n035")
     assert b"Lcom/blitzmask/bench/BenchInstrumentation;" in dex
     assert b"Lorg/tensorflow/lite/Interpreter;" not in dex
+    info = read_apk_info(apk)  # what the driver and the emulated `pm` read from the binary manifest
+    assert (info.package, info.version_code, info.version_name) == ("com.blitzmask.bench", 1, "0.1.0")
 
     # With a (fake) runtime AAR: its classes are dexed in and its native library lands in lib/<abi>/.
     aar = _fake_aar(tmp_path / "fake-litert.aar", jvm_classes["fake"])

@@ -58,19 +58,6 @@ def test_apk_info_binary_and_text_manifest(tmp_path: Path, binary: bool, utf8: b
     assert (info.package, info.version_code, info.version_name) == ("org.example.ä", 42, "4.2.0-é")
 
 
-def test_apk_info_of_the_built_app_matches_its_sidecar() -> None:
-    apk = REPO / "android_bench" / "build" / "blitzmask-bench.apk"
-    if not apk.exists():
-        pytest.skip("android_bench/build/blitzmask-bench.apk is not built (make apk)")
-    sidecar = json.loads(apk.with_name(apk.name + ".json").read_text())
-    info = read_apk_info(apk)
-    assert (info.package, info.version_code, info.version_name) == (
-        sidecar["package"],
-        sidecar["version_code"],
-        sidecar["version_name"],
-    )
-
-
 def test_apk_info_rejects_non_apk(tmp_path: Path) -> None:
     bad = tmp_path / "bad.apk"
     bad.write_bytes(b"not a zip")

@@ -93,7 +93,7 @@ def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) ->
 def test_killed_sweep_resumes_without_duplicates(model: Path, tmp_path: Path, sig: signal.Signals) -> None:
     store = tmp_path / "r.sqlite"
     args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack", "--threads", "1,2",
-            "--warmup", "0", "--runs", "250", "--store", str(store), "--json"]  # fmt: skip
+            "--warmup", "0", "--runs", "3000", "--store", str(store), "--json"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
