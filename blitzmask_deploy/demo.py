@@ -216,5 +216,4 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     else:
         steps.run("benchmark on local + attached adb devices", None, lambda: _bench(cfg, export_dir, store))
     report = steps.run("report", None, lambda: _report(out, out / "report"))
-    _log(f"report: {report.resolve()}")
     return DemoResult(out=out, report=report, validation_passed=validation.get("passed"), steps=steps.done)

@@ -31,7 +31,9 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
     if not samples:
         raise BadInput("int8 export needs at least one calibration image")
     q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
-    with stdout_to_stderr():
+    with stdout_to_stderr(), warnings.catch_warnings():
+        # the quantizer's interpreter warns that preserving all tensors is for debugging: that is what it needs
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*", category=UserWarning)
         # profiler-based calibration: the same min/max as preserving all tensors, ~3× faster (b0 at 320)
         mode = calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED
         qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads, mode=mode)
