@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,10 @@ def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) ->
 def test_killed_sweep_resumes_without_duplicates(model: Path, tmp_path: Path, sig: signal.Signals) -> None:
     store = tmp_path / "r.sqlite"
     args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack", "--threads", "1,2",
-            "--warmup", "0", "--runs", "3000", "--store", str(store), "--json"]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+            "--warmup", "0", "--runs", "1000", "--store", str(store), "--json"]  # fmt: skip
+    # as from a terminal: a shell starting background jobs (e.g. CI) leaves SIGINT ignored, which children inherit
+    reset_sigint = partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), preexec_fn=reset_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
