@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from blitzmask_deploy.errors import BadInput
 
 
@@ -14,6 +16,16 @@ def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (logs and progress go to stderr)."""
     sys.stdout.write(json.dumps(obj, indent=None, default=_json_default) + "\n")
     sys.stdout.flush()
+
+
+def emit_verdict(result: Any, as_json: bool) -> None:
+    """Print a check's result (`.to_json()` or `.to_table()`) and exit 1 when it did not pass."""
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        print(result.to_table())
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 def _json_default(value: Any) -> Any:

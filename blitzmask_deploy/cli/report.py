@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, existing_path, info
+from blitzmask_deploy.cli.common import emit_json, emit_verdict, existing_path, info
 
 
 def register(app: typer.Typer) -> None:
@@ -70,9 +70,4 @@ def gate_cmd(
     from blitzmask_deploy.report.results import load_results
 
     result = run_gate(load_results(existing_path(results, "results")), budgets=budgets, max_latency_ms=max_latency_ms)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        print(result.to_table())
-    if not result.passed:
-        raise typer.Exit(1)
+    emit_verdict(result, as_json)

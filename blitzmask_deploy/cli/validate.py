@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, existing_path
+from blitzmask_deploy.cli.common import emit_verdict, existing_path
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +31,4 @@ def validate_cmd(
         from blitzmask_deploy.validate.checkpoint import validate_checkpoint
 
         result = validate_checkpoint(model, data, max_images=max_images)
-    if as_json:
-        emit_json(result.to_json())
-    else:
-        print(result.to_table())
-    if not result.passed:
-        raise typer.Exit(1)
+    emit_verdict(result, as_json)
