@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from blitzmask_deploy.data.coco import masks_to_boxes
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
 
@@ -96,7 +97,7 @@ def decode(
         if y2 > y1 and x2 > x1:
             masks[i, y1:y2, x1:x2] = _resample(soft[i], rows, cols, y1, y2, x1, x2) > mask_threshold
     if boxes is None:
-        boxes = np.stack([_mask_box(m) for m in masks]).astype(np.float32)
+        boxes = masks_to_boxes(masks)
     return Instances(masks=masks, boxes=boxes, scores=scores.astype(np.float32), labels=labels.astype(np.int64))
 
 
@@ -115,13 +116,6 @@ def _resample(grid: np.ndarray, rows: tuple, cols: tuple, y1: int, y2: int, x1: 
     c0, c1, cw = (t[x1:x2] for t in cols)
     part = grid[r0] * (1 - rw)[:, None] + grid[r1] * rw[:, None]
     return part[:, c0] * (1 - cw) + part[:, c1] * cw
-
-
-def _mask_box(mask: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(mask)
-    if not len(ys):
-        return np.zeros(4, np.float32)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
 
 
 def to_coco_results(inst: Instances, image_id: int, cat_index_to_id: list[int]) -> list[dict]:
