@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blitzmask_deploy.data.coco import masks_to_boxes
+from blitzmask_deploy.data.coco import masks_to_boxes, masks_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
 
@@ -120,7 +120,6 @@ def _resample(grid: np.ndarray, rows: tuple, cols: tuple, y1: int, y2: int, x1: 
 
 def to_coco_results(inst: Instances, image_id: int, cat_index_to_id: list[int]) -> list[dict]:
     """COCO result dicts (RLE segmentation, bbox xywh, score, category_id) for one image's instances."""
-    from blitzmask_deploy.validate.coco_eval import masks_to_rle
 
     if len(inst) == 0:
         return []

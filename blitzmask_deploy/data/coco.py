@@ -60,6 +60,17 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def masks_to_rle(masks: np.ndarray) -> list[dict]:
+    """Compressed COCO RLE (counts as str) of bool masks (N,H,W)."""
+    if len(masks) == 0:
+        return []
+    as_bytes = masks.view(np.uint8) if masks.dtype == bool else masks.astype(np.uint8)  # a view needs no copy
+    rles = mask_utils.encode(np.asfortranarray(as_bytes.transpose(1, 2, 0)))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
 class CocoDataset:
     """A COCO instance-segmentation split: `len(ds)`, `ds[i] -> Sample`."""
 

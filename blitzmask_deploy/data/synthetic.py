@@ -27,6 +27,8 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from blitzmask_deploy.data.coco import masks_to_rle
+
 CATEGORIES: list[dict] = [
     {"id": i + 1, "name": name, "supercategory": "shape"}
     for i, name in enumerate(["ellipse", "triangle", "square", "star", "ring", "bar"])
@@ -179,16 +181,6 @@ def render_image(seed: int, split: str, index: int, size: int) -> tuple[np.ndarr
     return image, masks, [cats[i] for i in keep]
 
 
-def _encode(masks: np.ndarray) -> list[dict]:
-    """COCO compressed RLE (counts as str) of (N,H,W) bool masks."""
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).view(np.uint8)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
 def _make_one(job: tuple[int, str, int, int, str]) -> tuple[dict, list[dict]]:
     """Render, write and annotate one image; returns its COCO image entry and annotations (ids unset)."""
     seed, split, index, size, out_dir = job
@@ -197,7 +189,7 @@ def _make_one(job: tuple[int, str, int, int, str]) -> tuple[dict, list[dict]]:
     Image.fromarray(image).save(os.path.join(out_dir, file_name), quality=JPEG_QUALITY)
     image_id = index + 1
     anns = []
-    rles = _encode(masks)
+    rles = masks_to_rle(masks)
     if rles:
         boxes = mask_utils.toBbox(rles)
         areas = mask_utils.area(rles)

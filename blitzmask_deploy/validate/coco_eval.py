@@ -19,8 +19,6 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from blitzmask_deploy.data.coco import check_coco, check_compressed_rles
 from blitzmask_deploy.errors import BadInput
 
@@ -28,18 +26,6 @@ METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_me
 BACKENDS = ("faster", "pycocotools")
 _REQUIRED = ("image_id", "category_id", "score", "segmentation")
 DECIMALS = 12
-
-
-def masks_to_rle(masks: np.ndarray) -> list[dict]:
-    """Compressed COCO RLE (counts as str) of bool masks (N,H,W)."""
-    from pycocotools import mask as mask_utils
-
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0), dtype=np.uint8))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
 
 
 def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = "faster") -> dict[str, Any]:

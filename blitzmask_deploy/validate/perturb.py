@@ -11,8 +11,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
-from blitzmask_deploy.data.coco import segmentation_to_rle
-from blitzmask_deploy.validate.coco_eval import masks_to_rle
+from blitzmask_deploy.data.coco import masks_to_rle, segmentation_to_rle
 
 
 def perturb_predictions(

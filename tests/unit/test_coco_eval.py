@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from blitzmask_deploy.data.coco import masks_to_rle
 from blitzmask_deploy.data.synthetic import generate_dataset
 from blitzmask_deploy.errors import BadInput
-from blitzmask_deploy.validate.coco_eval import METRIC_KEYS, evaluate, masks_to_rle
+from blitzmask_deploy.validate.coco_eval import METRIC_KEYS, evaluate
 from blitzmask_deploy.validate.perturb import perturb_predictions
 
 
