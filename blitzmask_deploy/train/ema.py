@@ -24,8 +24,11 @@ class ModelEMA:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         current = model.state_dict()
+        averaged, latest = [], []
         for name, value in self.module.state_dict().items():
             if value.dtype.is_floating_point:
-                value.mul_(d).add_(current[name].detach(), alpha=1 - d)
+                averaged.append(value)
+                latest.append(current[name].detach())
             else:
                 value.copy_(current[name])
+        torch._foreach_lerp_(averaged, latest, 1 - d)  # d·avg + (1-d)·new, one fused pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 
 from blitzmask_deploy.data.targets import BOX_UNIT
@@ -116,3 +117,21 @@ def test_resampling_agrees_with_unletterbox_mask() -> None:
     soft = 1 / (1 + np.exp(-outputs["spanning_set"][0, :, :, 0]))
     ref = unletterbox_mask(soft, info) > 0.5
     assert (ours == ref).mean() > 0.98
+
+
+@pytest.mark.parametrize("scale_down", [1, 2])
+def test_whole_cell_fast_path_matches_general_resampling(scale_down: int) -> None:
+    from blitzmask_deploy.decode import _resample_windows, _upsample_cells
+
+    rng = np.random.default_rng(scale_down)
+    grids = rng.standard_normal((6, 20, 24)).astype(np.float32)  # a 80×96 input at stride 4
+    info = letterbox_info(80 * scale_down, 96 * scale_down, 96)
+    f = STRIDE * scale_down  # original pixels per grid cell
+    y1, x1 = rng.integers(0, info.orig_h - 1, 6), rng.integers(0, info.orig_w - 1, 6)
+    y2 = np.minimum(y1 + rng.integers(1, 60, 6), info.orig_h)
+    x2 = np.minimum(x1 + rng.integers(1, 60, 6), info.orig_w)
+    up, top, left = _upsample_cells(grids, y1, x1, y2, x2, f)
+    ref, _, _ = _resample_windows(grids, y1, x1, y2 - y1, x2 - x1, info, STRIDE)
+    for i in range(6):
+        ours = up[i, y1[i] - top[i] : y2[i] - top[i], x1[i] - left[i] : x2[i] - left[i]]
+        np.testing.assert_allclose(ours, ref[i, : y2[i] - y1[i], : x2[i] - x1[i]], atol=1e-5)

@@ -75,3 +75,11 @@ def test_collate_pads_and_marks_valid() -> None:
 def test_input_size_must_divide_by_stride() -> None:
     with pytest.raises(ValueError):
         build_targets(np.zeros((0, 30, 30), bool), np.zeros((0, 4)), np.zeros(0, int), 1, 30)
+
+
+def test_stride_masks_are_the_fraction_of_covered_pixels() -> None:
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 32, 32)) < 0.4  # partial cells everywhere
+    boxes = np.tile(np.array([0, 0, 32, 32], np.float32), (3, 1))
+    t = build_targets(masks, boxes, np.array([0, 1, 0]), num_classes=2, input_size=32)
+    np.testing.assert_allclose(t.masks, masks.reshape(3, 8, 4, 8, 4).mean(axis=(2, 4)), atol=1e-7)
