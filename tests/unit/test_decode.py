@@ -8,7 +8,7 @@ from pycocotools import mask as mask_utils
 
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import letterbox_info
-from blitzmask_deploy.decode import decode, max_pool3, to_coco_results
+from blitzmask_deploy.decode import decode, local_peaks, to_coco_results
 
 SIZE, STRIDE = 128, 4
 G = SIZE // STRIDE
@@ -31,14 +31,24 @@ def _outputs(instances: list[tuple[int, int, int, int, int, float]], num_classes
     return {"heatmap": heat, "coefficients": coef, "spanning_set": basis, "box": box}
 
 
-def test_max_pool3_matches_brute_force() -> None:
+def test_local_peaks_match_brute_force_and_break_ties() -> None:
     rng = np.random.default_rng(0)
-    x = rng.random((7, 9, 2)).astype(np.float32)
-    ref = np.zeros_like(x)
+    x = rng.integers(0, 4, (7, 9, 2)).astype(np.float32)  # few levels: many ties, as in an int8 heatmap
+    ref = np.zeros(x.shape, bool)
     for y in range(7):
         for xx in range(9):
-            ref[y, xx] = x[max(0, y - 1) : y + 2, max(0, xx - 1) : xx + 2].reshape(-1, 2).max(axis=0)
-    np.testing.assert_array_equal(max_pool3(x), ref)
+            for c in range(2):
+                window = x[max(0, y - 1) : y + 2, max(0, xx - 1) : xx + 2, c]
+                earlier = [
+                    x[y + dy, xx + dx, c]
+                    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1))
+                    if 0 <= y + dy < 7 and 0 <= xx + dx < 9
+                ]
+                ref[y, xx, c] = x[y, xx, c] == window.max() and all(x[y, xx, c] > e for e in earlier)
+    np.testing.assert_array_equal(local_peaks(x), ref)
+    plateau = np.zeros((6, 6, 1), np.float32)
+    plateau[2:4, 2:5] = 0.5  # one object whose quantized peak covers 2×3 cells
+    assert np.argwhere(local_peaks(plateau)[..., 0] & (plateau[..., 0] > 0)).tolist() == [[2, 2]]
 
 
 def test_decode_recovers_instances_through_letterbox() -> None:
