@@ -1,4 +1,5 @@
-"""`python -m benchmarks [NAME ...]`: run every benchmark (or the named ones), print a table and save JSON."""
+"""`python -m benchmarks [NAME ...]`: run every benchmark (or the named ones), print a table and save JSON
+(merged into runs/bench/results.json: a benchmark that did not run keeps its previous entry)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,21 @@ def main(argv: list[str]) -> int:
         for key, value in results[name].items():
             print(f"  {key:<40} {value}", file=sys.stderr)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
+    saved = _previous()
+    saved.update(results)  # running some benchmarks keeps the others' last figures
+    OUT.write_text(json.dumps(saved, indent=2))
     print(json.dumps(results, indent=2))
     print(f"saved {OUT}", file=sys.stderr)
     return 0
+
+
+def _previous() -> dict:
+    """The saved results, or {} when there are none or the file is not a JSON object."""
+    try:
+        saved = json.loads(OUT.read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 if __name__ == "__main__":
