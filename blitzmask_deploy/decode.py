@@ -131,15 +131,19 @@ def _paste(logits: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride:
     masks = np.zeros((n, info.orig_h, info.orig_w), bool)
     factor = stride / info.scale  # original pixels per grid cell
     whole = abs(factor - round(factor)) < 1e-6 and round(factor) >= 1
+    if not whole:  # the image's bilinear taps, shared by every group
+        step = info.scale / stride
+        taps = (_bilinear_taps(info.orig_h, logits.shape[1], step), _bilinear_taps(info.orig_w, logits.shape[2], step))
     x1, y1, x2, y2 = windows.T
     heights, widths = np.maximum(y2 - y1, 0), np.maximum(x2 - x1, 0)
     group = np.ceil(np.log2(np.maximum(np.maximum(heights, widths), 1))).astype(np.int64)
-    for g in np.unique(group[(heights > 0) & (widths > 0)]):
-        idx = np.flatnonzero((group == g) & (heights > 0) & (widths > 0))
+    group[(heights == 0) | (widths == 0)] = -1  # empty windows: nothing to paste
+    for g in np.unique(group[group >= 0]):
+        idx = np.flatnonzero(group == g)
         if whole:
             up, top, left = _upsample_cells(logits[idx], y1[idx], x1[idx], y2[idx], x2[idx], round(factor))
         else:
-            up, top, left = _resample_windows(logits[idx], y1[idx], x1[idx], heights[idx], widths[idx], info, stride)
+            up, top, left = _resample_windows(logits[idx], y1[idx], x1[idx], heights[idx], widths[idx], *taps)
         inside = up > threshold
         for j, i in enumerate(idx):
             masks[i, y1[i] : y2[i], x1[i] : x2[i]] = inside[
@@ -191,17 +195,16 @@ def _resample_windows(
     x1: np.ndarray,
     heights: np.ndarray,
     widths: np.ndarray,
-    info: LetterboxInfo,
-    stride: float,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bilinear resample of n grids (n,h,w) into windows of H×W original pixels starting at (y1, x1) (H, W = the
-    largest window) for any letterbox scale: returns (n,H,W) and the windows' top rows and left columns."""
+    largest window) for any letterbox scale, through the image's row and column taps (`_bilinear_taps`): returns
+    (n,H,W) and the windows' top rows and left columns."""
     n, h, w = grids.shape
-    rows = _bilinear_taps(info.orig_h, h, info.scale / stride)
-    cols = _bilinear_taps(info.orig_w, w, info.scale / stride)
     win_h, win_w = int(heights.max()), int(widths.max())
-    ry = np.minimum(y1[:, None] + np.arange(win_h), info.orig_h - 1)  # (n, H) output rows
-    rx = np.minimum(x1[:, None] + np.arange(win_w), info.orig_w - 1)  # (n, W) output columns
+    ry = np.minimum(y1[:, None] + np.arange(win_h), len(rows[0]) - 1)  # (n, H) output rows
+    rx = np.minimum(x1[:, None] + np.arange(win_w), len(cols[0]) - 1)  # (n, W) output columns
     base = np.arange(n)[:, None]
     flat = grids.reshape(-1, w)  # (n*h, w): the row taps become one take over axis 0
     r0, r1, rw = (t[ry] for t in rows)

@@ -131,7 +131,7 @@ def test_resampling_agrees_with_unletterbox_mask() -> None:
 
 @pytest.mark.parametrize("scale_down", [1, 2])
 def test_whole_cell_fast_path_matches_general_resampling(scale_down: int) -> None:
-    from blitzmask_deploy.decode import _resample_windows, _upsample_cells
+    from blitzmask_deploy.decode import _bilinear_taps, _resample_windows, _upsample_cells
 
     rng = np.random.default_rng(scale_down)
     grids = rng.standard_normal((6, 20, 24)).astype(np.float32)  # a 80×96 input at stride 4
@@ -141,7 +141,8 @@ def test_whole_cell_fast_path_matches_general_resampling(scale_down: int) -> Non
     y2 = np.minimum(y1 + rng.integers(1, 60, 6), info.orig_h)
     x2 = np.minimum(x1 + rng.integers(1, 60, 6), info.orig_w)
     up, top, left = _upsample_cells(grids, y1, x1, y2, x2, f)
-    ref, _, _ = _resample_windows(grids, y1, x1, y2 - y1, x2 - x1, info, STRIDE)
+    rows, cols = (_bilinear_taps(n, g, info.scale / STRIDE) for n, g in ((info.orig_h, 20), (info.orig_w, 24)))
+    ref, _, _ = _resample_windows(grids, y1, x1, y2 - y1, x2 - x1, rows, cols)
     for i in range(6):
         ours = up[i, y1[i] - top[i] : y2[i] - top[i], x1[i] - left[i] : x2[i] - left[i]]
         np.testing.assert_allclose(ours, ref[i, : y2[i] - y1[i], : x2[i] - x1[i]], atol=1e-5)
