@@ -87,12 +87,13 @@ def box_loss(outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> Tensor:
 
 
 def blitzmask_loss(
-    outputs: dict[str, Tensor], targets: dict[str, Tensor], weights: LossWeights = LossWeights()
+    outputs: dict[str, Tensor], targets: dict[str, Tensor], weights: LossWeights = LossWeights(), stride: int = 4
 ) -> tuple[Tensor, dict[str, float]]:
-    """Total loss and its parts (as floats, for logging) for a batch of model outputs and collated targets."""
+    """Total loss and its parts (as floats, for logging) for a batch of model outputs and collated targets
+    built at output stride `stride`."""
     parts = {
         "heatmap": focal_loss(outputs["heatmap"], targets["heatmap"]),
-        "mask": mask_loss(outputs, targets),
+        "mask": mask_loss(outputs, targets, stride),
     }
     total = weights.heatmap * parts["heatmap"] + weights.mask * parts["mask"]
     if "box" in outputs:

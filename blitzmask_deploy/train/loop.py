@@ -187,7 +187,7 @@ class _Run:
         targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             outputs = self.ddp(x)
-        loss, parts = blitzmask_loss(outputs, targets)
+        loss, parts = blitzmask_loss(outputs, targets, stride=self.model.config.output_stride)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
@@ -198,7 +198,7 @@ class _Run:
 
     def run(self) -> dict:
         cfg = self.cfg
-        trainset = TrainSet(self.train_ds, cfg.input_size, cfg.seed)
+        trainset = TrainSet(self.train_ds, cfg.input_size, cfg.seed, stride=self.model.config.output_stride)
         bar = self._bar()
         start = time.perf_counter() - self.state["elapsed_s"]
         images_at_start, elapsed_at_start = self.state["images"], self.state["elapsed_s"]

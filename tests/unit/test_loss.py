@@ -108,3 +108,20 @@ def test_loss_trains_free_outputs_and_handles_empty_images() -> None:
     empty = {k: torch.zeros_like(v) for k, v in t.items()}
     empty_loss, parts = blitzmask_loss(outputs(), empty | {"valid": torch.zeros_like(t["valid"])})
     assert torch.isfinite(empty_loss) and parts["mask"] == 0.0 and parts["box"] == 0.0
+
+
+def test_loss_at_output_stride_8_grows_the_box_by_one_8px_cell() -> None:
+    masks = np.zeros((2, 64, 64), bool)
+    masks[0, 8:32, 8:32] = True
+    masks[1, 32:56, 32:56] = True
+    boxes = np.array([[8, 8, 32, 32], [32, 32, 56, 56]], np.float32)
+    built = build_targets(masks, boxes, np.array([0, 1]), 2, 64, stride=8)
+    t = {k: torch.from_numpy(v) for k, v in collate_targets([built]).items()}
+    assert t["heatmap"].shape[-2:] == (8, 8)
+    out = _perfect_outputs(t)
+    out["spanning_set"] = out["spanning_set"].clone()
+    out["spanning_set"][0, 0, 0, 0] = 10.0  # false positive in the cell just outside instance 0's box (centre 4, 4)
+    _, parts = blitzmask_loss(out, t, stride=8)
+    _, clean = blitzmask_loss(_perfect_outputs(t), t, stride=8)
+    assert parts["mask"] > clean["mask"] + 0.01
+    assert math.isclose(float(mask_loss(out, t, 4)), clean["mask"], abs_tol=1e-3)  # a stride-4 region misses it
