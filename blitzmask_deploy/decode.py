@@ -4,32 +4,51 @@ Peaks are cells equal to their 3×3 neighbourhood maximum (ties broken in raster
 above the score threshold become instances. Each mask's logits Σ_k coef_k · basis_k at stride 4 are resampled
 bilinearly straight to the original image through the letterbox geometry (the same mapping as
 `transforms.unletterbox_mask`, but only inside the predicted box when the model has a box head, which crops the
-mask) and thresholded at logit(mask_threshold): no sigmoid is computed.
+mask) and thresholded at logit(mask_threshold): no sigmoid is computed. Masks stay crops of their box: no
+full-size mask is built unless `Instances.masks` is read, and RLE is encoded from the crops.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from blitzmask_deploy.data.coco import masks_to_boxes, masks_to_rle
+from blitzmask_deploy.data.coco import crops_to_rle, masks_to_boxes
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
 
 
 @dataclass
 class Instances:
-    """Decoded instances: `masks` bool (N,H,W) at original size, `boxes` float32 (N,4) xyxy original pixels,
-    `scores` float32 (N,), `labels` int64 (N,) contiguous class index."""
+    """Decoded instances of an image of `image_size` (H, W): `boxes` float32 (N,4) xyxy original pixels,
+    `scores` float32 (N,), `labels` int64 (N,) contiguous class index, and each mask as a crop: `crops[i]` bool
+    covers `windows[i]` (x1, y1, x2, y2, int64 original pixels; the box rounded outwards) and the mask is empty
+    outside it."""
 
-    masks: np.ndarray
+    crops: list[np.ndarray]
+    windows: np.ndarray
+    image_size: tuple[int, int]
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.scores)
+
+    @property
+    def masks(self) -> np.ndarray:
+        """Full-size bool masks (N,H,W), built on demand (decode itself never needs them)."""
+        masks = np.zeros((len(self), *self.image_size), bool)
+        for mask, crop, (x1, y1, x2, y2) in zip(masks, self.crops, self.windows, strict=True):
+            mask[y1:y2, x1:x2] = crop
+        return masks
+
+    def rles(self) -> list[dict]:
+        """Compressed COCO RLE (counts as str) of each mask, encoded from the crops."""
+        return crops_to_rle(self.crops, self.windows, *self.image_size)
 
 
 def _squeeze(array: np.ndarray) -> np.ndarray:
@@ -43,22 +62,21 @@ def local_peaks(heatmap: np.ndarray) -> np.ndarray:
     Without the tie-break a plateau of equal scores is all peaks: int8 heatmaps (256 score levels) then turn
     one object into several detections (measured: 5 points of mask AP lost by a trained tiny model)."""
     h, w = heatmap.shape[:2]
-    padded = np.pad(heatmap, ((1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
-
-    def neighbour(dy: int, dx: int) -> np.ndarray:
-        return padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
     peak = np.ones(heatmap.shape, bool)
-    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
-        peak &= heatmap > neighbour(dy, dx)
-    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
-        peak &= heatmap >= neighbour(dy, dx)
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # cell q = p + (dy, dx) comes after p in raster order
+        p = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+        q = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+        later_wins = heatmap[q] > heatmap[p]  # q must beat p; p must be at least q
+        peak[q] &= later_wins
+        peak[p] &= ~later_wins
     return peak
 
 
 def _empty(info: LetterboxInfo) -> Instances:
     return Instances(
-        masks=np.zeros((0, info.orig_h, info.orig_w), bool),
+        crops=[],
+        windows=np.zeros((0, 4), np.int64),
+        image_size=(info.orig_h, info.orig_w),
         boxes=np.zeros((0, 4), np.float32),
         scores=np.zeros(0, np.float32),
         labels=np.zeros(0, np.int64),
@@ -74,41 +92,86 @@ def decode(
     mask_threshold: float = 0.5,
 ) -> Instances:
     """Decode ONE image's NHWC head outputs (batch dim 1 or none) into instances at the original image size."""
-    heatmap = _squeeze(outputs["heatmap"]).astype(np.float32)
-    coef = _squeeze(outputs["coefficients"]).astype(np.float32)
-    basis = _squeeze(outputs["spanning_set"]).astype(np.float32)
+    heatmap = np.asarray(_squeeze(outputs["heatmap"]), np.float32)
+    coef = np.asarray(_squeeze(outputs["coefficients"]), np.float32)
+    basis = np.asarray(_squeeze(outputs["spanning_set"]), np.float32)
     h, w, num_classes = heatmap.shape
     stride = info.size / h
-    peaks = np.where(local_peaks(heatmap), heatmap, 0.0).reshape(-1)
-    k = min(top_k, peaks.size)
-    top = np.argpartition(-peaks, k - 1)[:k]
-    top = top[np.argsort(-peaks[top], kind="stable")]
-    top = top[peaks[top] >= score_threshold]
+    top = np.flatnonzero(local_peaks(heatmap) & (heatmap >= score_threshold))  # flat (y, x, class) indices
+    scores = heatmap.reshape(-1)[top]
+    if len(top) > top_k:
+        best = np.argpartition(-scores, top_k - 1)[:top_k]
+        top, scores = top[best], scores[best]
+    order = np.argsort(-scores, kind="stable")
+    top, scores = top[order], scores[order]
     if len(top) == 0:
         return _empty(info)
     cell, labels = np.divmod(top, num_classes)
     ys, xs = np.divmod(cell, w)
-    scores = peaks[top]
-    logits = (coef[ys, xs] @ basis.reshape(h * w, -1).T).reshape(-1, h, w)  # (N, h, w)
     if "box" in outputs:
-        ltrb = _squeeze(outputs["box"]).astype(np.float32)[ys, xs] * BOX_UNIT
+        ltrb = np.asarray(_squeeze(outputs["box"]), np.float32)[ys, xs] * BOX_UNIT
         cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
         boxes = np.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], axis=1) / info.scale
         boxes = np.clip(boxes, 0, [info.orig_w, info.orig_h, info.orig_w, info.orig_h]).astype(np.float32)
         windows = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1).astype(np.int64)
+        windows[:, 2:] = np.maximum(windows[:, 2:], windows[:, :2])
     else:
         boxes = None
         windows = np.tile(np.array([0, 0, info.orig_w, info.orig_h], np.int64), (len(top), 1))
-    masks = _paste(logits, windows, info, stride, _logit(mask_threshold))
-    if boxes is None:
-        boxes = masks_to_boxes(masks)
-    return Instances(masks=masks, boxes=boxes, scores=scores.astype(np.float32), labels=labels.astype(np.int64))
+    crops = _paste(coef[ys, xs], basis, windows, info, stride, _logit(mask_threshold))
+    if boxes is None:  # windows are the whole image: the crops are the full masks
+        boxes = masks_to_boxes(np.stack(crops))
+    return Instances(
+        crops=crops,
+        windows=windows,
+        image_size=(info.orig_h, info.orig_w),
+        boxes=boxes,
+        scores=scores.astype(np.float32),
+        labels=labels.astype(np.int64),
+    )
 
 
 def _logit(p: float) -> float:
     if not 0.0 < p < 1.0:
         raise ValueError(f"mask_threshold must be in (0, 1), got {p}")
     return float(np.log(p / (1.0 - p)))
+
+
+def _paste(
+    coef: np.ndarray, basis: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float
+) -> list[np.ndarray]:
+    """Mask crops: instance i's logits coef[i] · basis (basis (h,w,K)) at the grid cells under its window
+    (x1, y1, x2, y2 original px), resampled bilinearly through the letterbox and thresholded (`threshold` in
+    logit units).
+
+    Resampling is linear, so a crop is rows (H×R) @ cell logits (R×C) @ cols (C×W), the two matrices being
+    blocks of the image's bilinear weights. Instances are resampled together in groups of similar window size:
+    a few batched gathers and matrix products instead of a Python-level resample per instance."""
+    h, w, k = basis.shape
+    step = info.scale / stride  # grid cells per original pixel
+    row_axis, col_axis = _bilinear_axis(info.orig_h, h, step), _bilinear_axis(info.orig_w, w, step)
+    x1, y1, x2, y2 = windows.T
+    heights, widths = y2 - y1, x2 - x1
+    crops = [np.zeros((0, 0), bool)] * len(coef)
+    sizes = np.maximum(heights, widths)
+    empty = (heights == 0) | (widths == 0)
+    # Groups of windows within 2× in size of each other, from the smallest up.
+    group = np.floor(np.log2(sizes / max(1, sizes[~empty].min(initial=sizes.max())))).astype(np.int64)
+    for i in np.flatnonzero(empty):  # empty windows: nothing to resample
+        crops[i], group[i] = np.zeros((heights[i], widths[i]), bool), -1
+    for g in np.unique(group[group >= 0]):
+        idx = np.flatnonzero(group == g)
+        row_weights, top, first_row = _block_weights(row_axis, y1[idx], heights[idx])
+        col_weights, left, first_col = _block_weights(col_axis, x1[idx], widths[idx])
+        n, r, c = len(idx), row_weights.shape[2], col_weights.shape[2]
+        # Each R×C block of cells as R rows of C·K contiguous values: every K-th window of the (h, w·K) basis.
+        cells = sliding_window_view(basis.reshape(h, w * k), (r, c * k))[:, ::k][first_row, first_col]
+        logits = (cells.reshape(n, r * c, k) @ coef[idx, :, None]).reshape(n, r, c)
+        inside = row_weights @ logits @ col_weights.transpose(0, 2, 1) > threshold
+        tops, lefts = (y1[idx] - top).tolist(), (x1[idx] - left).tolist()
+        for j, (i, hi, wi) in enumerate(zip(idx.tolist(), heights[idx].tolist(), widths[idx].tolist(), strict=True)):
+            crops[i] = inside[j, tops[j] : tops[j] + hi, lefts[j] : lefts[j] + wi]
+    return crops
 
 
 def _bilinear_taps(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,101 +183,35 @@ def _bilinear_taps(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, 
     return i0, i1, (g - i0).astype(np.float32)
 
 
-def _paste(logits: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float) -> np.ndarray:
-    """Masks (N, orig_h, orig_w): each grid of `logits` (N,h,w) resampled bilinearly through the letterbox, only
-    inside its window (x1, y1, x2, y2 original px), and thresholded (`threshold` in logit units).
-
-    Instances are resampled together in groups of similar window size, so the cost is a few vectorised passes
-    instead of one Python-level resample per instance. When one grid cell is a whole number of original pixels
-    (320 px originals: 4; 640 px: 8) the passes are strided slices (`_upsample_cells`), else gathers."""
-    n = len(logits)
-    masks = np.zeros((n, info.orig_h, info.orig_w), bool)
-    factor = stride / info.scale  # original pixels per grid cell
-    whole = abs(factor - round(factor)) < 1e-6 and round(factor) >= 1
-    if not whole:  # the image's bilinear taps, shared by every group
-        step = info.scale / stride
-        taps = (_bilinear_taps(info.orig_h, logits.shape[1], step), _bilinear_taps(info.orig_w, logits.shape[2], step))
-    x1, y1, x2, y2 = windows.T
-    heights, widths = np.maximum(y2 - y1, 0), np.maximum(x2 - x1, 0)
-    group = np.ceil(np.log2(np.maximum(np.maximum(heights, widths), 1))).astype(np.int64)
-    group[(heights == 0) | (widths == 0)] = -1  # empty windows: nothing to paste
-    for g in np.unique(group[group >= 0]):
-        idx = np.flatnonzero(group == g)
-        if whole:
-            up, top, left = _upsample_cells(logits[idx], y1[idx], x1[idx], y2[idx], x2[idx], round(factor))
-        else:
-            up, top, left = _resample_windows(logits[idx], y1[idx], x1[idx], heights[idx], widths[idx], *taps)
-        inside = up > threshold
-        for j, i in enumerate(idx):
-            masks[i, y1[i] : y2[i], x1[i] : x2[i]] = inside[
-                j, y1[i] - top[j] : y2[i] - top[j], x1[i] - left[j] : x2[i] - left[j]
-            ]
-    return masks
+@functools.lru_cache(maxsize=8)
+def _bilinear_axis(out_len: int, in_len: int, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resampling along one axis: each output pixel's first and last source cell (`_bilinear_taps`),
+    and the (out_len, in_len) weight matrix (two entries per row)."""
+    i0, i1, weight = _bilinear_taps(out_len, in_len, step)
+    matrix = np.zeros((out_len, in_len), np.float32)
+    pixels = np.arange(out_len)
+    matrix[pixels, i0] = 1 - weight
+    matrix[pixels, i1] += weight  # i0 == i1 at a clamped edge: the weights add to 1
+    for array in (i0, i1, matrix):
+        array.setflags(write=False)  # cached: shared by every decode of an image of this size
+    return i0, i1, matrix
 
 
-def _upsample_cells(
-    grids: np.ndarray, y1: np.ndarray, x1: np.ndarray, y2: np.ndarray, x2: np.ndarray, f: int
+def _block_weights(
+    axis: tuple[np.ndarray, np.ndarray, np.ndarray], start: np.ndarray, length: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear ×`f` upsampling of the grid cells under each window (n grids (n,h,w)): returns the upsampled
-    blocks (n, f·cells_h, f·cells_w) and the original-pixel row/column where each block starts.
-
-    Output pixel f·j + k of cell j sits at grid position j + (2k + 1 - f) / 2f, so each of the f phases is one
-    weighted sum of two shifted slices; edge cells are repeated (the same clamping as `_bilinear_taps`)."""
-    n, h, w = grids.shape
-    j0, i0 = y1 // f, x1 // f
-    cells_h, cells_w = int(((y2 - 1) // f - j0).max()) + 1, int(((x2 - 1) // f - i0).max()) + 1
-    rows = np.clip(j0[:, None] - 1 + np.arange(cells_h + 2), 0, h - 1)
-    cols = np.clip(i0[:, None] - 1 + np.arange(cells_w + 2), 0, w - 1)
-    padded = grids[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]  # one cell of margin
-    up = _phase_upsample(_phase_upsample(padded, f, axis=1), f, axis=2)
-    return up, j0 * f, i0 * f
-
-
-def _phase_upsample(a: np.ndarray, f: int, axis: int) -> np.ndarray:
-    """×`f` bilinear along `axis` of `a`, whose first and last entries on that axis are margin cells."""
-    cells = a.shape[axis] - 2
-    shape = list(a.shape)
-    shape[axis] = f * cells
-    out = np.empty(shape, a.dtype)
-
-    def part(start: int, step: int = 1) -> tuple:
-        index = [slice(None)] * a.ndim
-        index[axis] = slice(start, start + cells) if step == 1 else slice(start, None, step)
-        return tuple(index)
-
-    for k in range(f):
-        offset = (2 * k + 1 - f) / (2 * f)  # position inside the cell, in cells, relative to its centre
-        lo, weight = (0, 1 + offset) if offset < 0 else (1, offset)
-        out[part(k, f)] = a[part(lo)] * np.float32(1 - weight) + a[part(lo + 1)] * np.float32(weight)
-    return out
-
-
-def _resample_windows(
-    grids: np.ndarray,
-    y1: np.ndarray,
-    x1: np.ndarray,
-    heights: np.ndarray,
-    widths: np.ndarray,
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
-    cols: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear resample of n grids (n,h,w) into windows of H×W original pixels starting at (y1, x1) (H, W = the
-    largest window) for any letterbox scale, through the image's row and column taps (`_bilinear_taps`): returns
-    (n,H,W) and the windows' top rows and left columns."""
-    n, h, w = grids.shape
-    win_h, win_w = int(heights.max()), int(widths.max())
-    ry = np.minimum(y1[:, None] + np.arange(win_h), len(rows[0]) - 1)  # (n, H) output rows
-    rx = np.minimum(x1[:, None] + np.arange(win_w), len(cols[0]) - 1)  # (n, W) output columns
-    base = np.arange(n)[:, None]
-    flat = grids.reshape(-1, w)  # (n*h, w): the row taps become one take over axis 0
-    r0, r1, rw = (t[ry] for t in rows)
-    part = flat.take((base * h + r0).ravel(), 0) * (1 - rw).reshape(-1, 1)
-    part += flat.take((base * h + r1).ravel(), 0) * rw.reshape(-1, 1)
-    flat = part.reshape(n, win_h, w).transpose(0, 2, 1).reshape(-1, win_h)  # (n*w, H)
-    c0, c1, cw = (t[rx] for t in cols)
-    full = flat.take((base * w + c0).ravel(), 0) * (1 - cw).reshape(-1, 1)
-    full += flat.take((base * w + c1).ravel(), 0) * cw.reshape(-1, 1)
-    return full.reshape(n, win_w, win_h).transpose(0, 2, 1), y1, x1
+    """For n windows of `length` pixels from `start` along an axis (`_bilinear_axis`): blocks of L = max(length)
+    pixels holding them (moved back from the image's far edge where needed) and the R grid cells those blocks
+    read. Returns the blocks' weights (n, L, R), first pixels (n,) and first cells (n,)."""
+    i0, i1, matrix = axis
+    out_len, grid_len = matrix.shape
+    span = int(length.max())
+    first_pixel = np.minimum(start, out_len - span)
+    first_cell = i0[first_pixel]
+    cells = int((i1[first_pixel + span - 1] - first_cell).max()) + 1
+    first_cell = np.minimum(first_cell, grid_len - cells)
+    weights = sliding_window_view(matrix, (span, cells))[first_pixel, first_cell]
+    return weights, first_pixel, first_cell
 
 
 def to_coco_results(inst: Instances, image_id: int, cat_index_to_id: list[int]) -> list[dict]:
@@ -222,7 +219,7 @@ def to_coco_results(inst: Instances, image_id: int, cat_index_to_id: list[int]) 
 
     if len(inst) == 0:
         return []
-    rles = masks_to_rle(inst.masks)
+    rles = inst.rles()
     results = []
     for i, rle in enumerate(rles):
         x1, y1, x2, y2 = (float(v) for v in inst.boxes[i])

@@ -23,8 +23,9 @@ def draw_overlay(image: np.ndarray, instances, class_names: list[str], alpha: fl
     order = np.argsort(instances.scores)  # draw the most confident last (on top)
     for i in order:
         colour = PALETTE[int(instances.labels[i]) % len(PALETTE)]
-        mask = instances.masks[i]
-        canvas[mask] = canvas[mask] * (1 - alpha) + colour * alpha
+        x1, y1, x2, y2 = instances.windows[i]
+        region, crop = canvas[y1:y2, x1:x2], instances.crops[i]  # the mask is empty outside its window
+        region[crop] = region[crop] * (1 - alpha) + colour * alpha
     out = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default()

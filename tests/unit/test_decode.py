@@ -129,20 +129,40 @@ def test_resampling_agrees_with_unletterbox_mask() -> None:
     assert (ours == ref).mean() > 0.98
 
 
-@pytest.mark.parametrize("scale_down", [1, 2])
-def test_whole_cell_fast_path_matches_general_resampling(scale_down: int) -> None:
-    from blitzmask_deploy.decode import _bilinear_taps, _resample_windows, _upsample_cells
+@pytest.mark.parametrize("orig", [(80, 96), (160, 192), (100, 150)])  # 4 or 8 px per cell, and a fractional scale
+def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig: tuple[int, int]) -> None:
+    from blitzmask_deploy.decode import _bilinear_taps, _paste
 
-    rng = np.random.default_rng(scale_down)
-    grids = rng.standard_normal((6, 20, 24)).astype(np.float32)  # a 80×96 input at stride 4
-    info = letterbox_info(80 * scale_down, 96 * scale_down, 96)
-    f = STRIDE * scale_down  # original pixels per grid cell
-    y1, x1 = rng.integers(0, info.orig_h - 1, 6), rng.integers(0, info.orig_w - 1, 6)
-    y2 = np.minimum(y1 + rng.integers(1, 60, 6), info.orig_h)
-    x2 = np.minimum(x1 + rng.integers(1, 60, 6), info.orig_w)
-    up, top, left = _upsample_cells(grids, y1, x1, y2, x2, f)
-    rows, cols = (_bilinear_taps(n, g, info.scale / STRIDE) for n, g in ((info.orig_h, 20), (info.orig_w, 24)))
-    ref, _, _ = _resample_windows(grids, y1, x1, y2 - y1, x2 - x1, rows, cols)
-    for i in range(6):
-        ours = up[i, y1[i] - top[i] : y2[i] - top[i], x1[i] - left[i] : x2[i] - left[i]]
-        np.testing.assert_allclose(ours, ref[i, : y2[i] - y1[i], : x2[i] - x1[i]], atol=1e-5)
+    rng = np.random.default_rng(sum(orig))
+    info = letterbox_info(*orig, 96)
+    g_h, g_w, k, n = 24, 24, 3, 12
+    basis = rng.standard_normal((g_h, g_w, k)).astype(np.float32)
+    coef = rng.standard_normal((n, k)).astype(np.float32)
+    x1, y1 = rng.integers(0, info.orig_w, n), rng.integers(0, info.orig_h, n)
+    x2 = np.minimum(x1 + rng.integers(0, info.orig_w, n), info.orig_w)  # sizes 0 (empty) to the whole image
+    y2 = np.minimum(y1 + rng.integers(0, info.orig_h, n), info.orig_h)
+    x1[0], y1[0], x2[0], y2[0] = 0, 0, info.orig_w, info.orig_h
+    windows = np.stack([x1, y1, x2, y2], axis=1)
+    crops = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
+    r0, r1, rw = _bilinear_taps(orig[0], g_h, info.scale / STRIDE)
+    c0, c1, cw = _bilinear_taps(orig[1], g_w, info.scale / STRIDE)
+    for i in range(n):
+        grid = basis @ coef[i]
+        rows = grid[r0] * (1 - rw)[:, None] + grid[r1] * rw[:, None]
+        full = rows[:, c0] * (1 - cw) + rows[:, c1] * cw  # the whole image, resampled tap by tap
+        ref = full[y1[i] : y2[i], x1[i] : x2[i]]
+        assert crops[i].shape == ref.shape and crops[i].dtype == bool
+        clear = np.abs(ref) > 1e-4  # pixels at exactly the threshold may round either way
+        np.testing.assert_array_equal(crops[i][clear], ref[clear] > 0)
+
+
+def test_instances_keep_crops_and_build_full_masks_on_demand() -> None:
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    out = decode(_outputs([(8, 8, 40, 48, 2, 0.9), (64, 64, 96, 96, 0, 0.6)]), info)
+    assert out.windows.tolist() == [[8, 8, 48, 40], [64, 64, 96, 96]]
+    assert [c.shape for c in out.crops] == [(32, 40), (32, 32)]
+    masks = out.masks
+    assert masks.shape == (2, SIZE, SIZE) and out.crops[0].mean() > 0.95
+    for mask, crop, (x1, y1, x2, y2) in zip(masks, out.crops, out.windows, strict=True):
+        np.testing.assert_array_equal(mask[y1:y2, x1:x2], crop)
+        assert mask.sum() == crop.sum()  # nothing outside the window
