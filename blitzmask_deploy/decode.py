@@ -137,6 +137,9 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
+_CHUNK_PIXELS = 1 << 18  # output pixels resampled at once (1 MB of float32)
+
+
 def _paste(
     coef: np.ndarray, basis: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float
 ) -> list[np.ndarray]:
@@ -159,8 +162,12 @@ def _paste(
     group = np.floor(np.log2(sizes / max(1, sizes[~empty].min(initial=sizes.max())))).astype(np.int64)
     for i in np.flatnonzero(empty):  # empty windows: nothing to resample
         crops[i], group[i] = np.zeros((heights[i], widths[i]), bool), -1
+    chunks = []
     for g in np.unique(group[group >= 0]):
-        idx = np.flatnonzero(group == g)
+        members = np.flatnonzero(group == g)
+        pixels = len(members) * int(heights[members].max()) * int(widths[members].max())
+        chunks += np.array_split(members, -(-pixels // _CHUNK_PIXELS))  # bounded temporaries: stay in cache
+    for idx in chunks:
         row_weights, top, first_row = _block_weights(row_axis, y1[idx], heights[idx])
         col_weights, left, first_col = _block_weights(col_axis, x1[idx], widths[idx])
         n, r, c = len(idx), row_weights.shape[2], col_weights.shape[2]

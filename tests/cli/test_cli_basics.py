@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 import blitzmask_deploy
 
@@ -34,6 +37,23 @@ def test_version() -> None:
     r = run_cli("--version")
     assert r.returncode == 0
     assert r.stdout.strip() == blitzmask_deploy.__version__
+
+
+@pytest.mark.parametrize("user_value", [None, "3"])
+def test_main_keeps_idle_threads_from_spinning_unless_the_user_says_otherwise(user_value: str | None) -> None:
+    code = (
+        "import os, sys\n"
+        "from blitzmask_deploy.cli.app import main\n"
+        "sys.argv = ['blitzmask', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_WAIT_POLICY'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if user_value:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == [user_value or "1", "PASSIVE"]
 
 
 def test_unknown_command_is_usage_error() -> None:
