@@ -166,7 +166,8 @@ def _paste(
     for g in np.unique(group[group >= 0]):
         members = np.flatnonzero(group == g)
         pixels = len(members) * int(heights[members].max()) * int(widths[members].max())
-        chunks += np.array_split(members, -(-pixels // _CHUNK_PIXELS))  # bounded temporaries: stay in cache
+        # Bounded temporaries, which stay in cache; array_split costs as much as a gather, so only when needed.
+        chunks += np.array_split(members, -(-pixels // _CHUNK_PIXELS)) if pixels > _CHUNK_PIXELS else [members]
     for idx in chunks:
         row_weights, top, first_row = _block_weights(row_axis, y1[idx], heights[idx])
         col_weights, left, first_col = _block_weights(col_axis, x1[idx], widths[idx])
