@@ -71,24 +71,6 @@ def masks_to_rle(masks: np.ndarray) -> list[dict]:
     return rles
 
 
-def crops_to_rle(crops: list[np.ndarray], windows: np.ndarray, height: int, width: int) -> list[dict]:
-    """Compressed COCO RLE (counts as str) of (height, width) masks that are empty outside their window: mask i
-    is the bool `crops[i]` placed at `windows[i]` = (x1, y1, x2, y2). The same strings as `masks_to_rle` of the
-    full masks, from runs found in the crops alone (no full-size mask is built)."""
-    uncompressed = []
-    for crop, (x1, y1, _, _) in zip(crops, windows, strict=True):
-        column_major = np.zeros((crop.shape[1], height), bool)  # the window's columns, at full height
-        column_major[:, y1 : y1 + crop.shape[0]] = crop.T
-        flat = np.concatenate([[False], column_major.ravel(), [False]])
-        edges = x1 * height + np.flatnonzero(flat[1:] != flat[:-1])  # run starts/ends in the full image
-        counts = np.diff(np.concatenate([[0], edges, [height * width]]))
-        uncompressed.append({"counts": counts.tolist(), "size": [height, width]})
-    rles = mask_utils.frPyObjects(uncompressed, height, width) if uncompressed else []
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
 class CocoDataset:
     """A COCO instance-segmentation split: `len(ds)`, `ds[i] -> Sample`."""
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from blitzmask_deploy.data.coco import CocoDataset, crops_to_rle, masks_to_boxes, masks_to_rle, rle_strings_coverage
+from blitzmask_deploy.data.coco import CocoDataset, masks_to_boxes, rle_strings_coverage
 from blitzmask_deploy.errors import BadInput
 
 H, W = 20, 30
@@ -171,21 +171,3 @@ def test_rle_string_decoder_agrees_with_pycocotools() -> None:
     out_of_range = strings[6][:-1] + "~"
     coverage = rle_strings_coverage([*strings, truncated, out_of_range, ""])
     np.testing.assert_array_equal(coverage, [*pixels, -1, -1, 0])
-
-
-def test_rle_from_crops_equals_rle_of_full_masks() -> None:
-    rng = np.random.default_rng(0)
-    h, w = 37, 53
-    windows, crops = [], []
-    full = np.zeros((40, h, w), bool)
-    for i in range(40):
-        x1, y1 = int(rng.integers(0, w)), int(rng.integers(0, h))
-        x2, y2 = int(rng.integers(x1, w + 1)), int(rng.integers(y1, h + 1))  # empty windows included
-        crop = rng.random((y2 - y1, x2 - x1)) < 0.5
-        if i % 5 == 0:
-            crop[:] = True  # runs that touch the window's edges
-        windows.append((x1, y1, x2, y2))
-        crops.append(crop)
-        full[i, y1:y2, x1:x2] = crop
-    assert crops_to_rle(crops, np.array(windows), h, w) == masks_to_rle(full)
-    assert crops_to_rle([], np.zeros((0, 4), np.int64), h, w) == []

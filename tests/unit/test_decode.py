@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from blitzmask_deploy.data.coco import masks_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import letterbox_info
-from blitzmask_deploy.decode import decode, local_peaks, to_coco_results
+from blitzmask_deploy.decode import Instances, decode, to_coco_results
+from blitzmask_deploy.decode_kernels import peak_indices
 
 SIZE, STRIDE = 128, 4
 G = SIZE // STRIDE
@@ -31,7 +33,14 @@ def _outputs(instances: list[tuple[int, int, int, int, int, float]], num_classes
     return {"heatmap": heat, "coefficients": coef, "spanning_set": basis, "box": box}
 
 
-def test_local_peaks_match_brute_force_and_break_ties() -> None:
+def _peaks(heatmap: np.ndarray, threshold: float = -np.inf) -> np.ndarray:
+    """Bool map of the cells `peak_indices` returns."""
+    peaks = np.zeros(heatmap.size, bool)
+    peaks[peak_indices(heatmap, np.float32(threshold))] = True
+    return peaks.reshape(heatmap.shape)
+
+
+def test_peaks_match_brute_force_and_break_ties() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 4, (7, 9, 2)).astype(np.float32)  # few levels: many ties, as in an int8 heatmap
     ref = np.zeros(x.shape, bool)
@@ -45,10 +54,11 @@ def test_local_peaks_match_brute_force_and_break_ties() -> None:
                     if 0 <= y + dy < 7 and 0 <= xx + dx < 9
                 ]
                 ref[y, xx, c] = x[y, xx, c] == window.max() and all(x[y, xx, c] > e for e in earlier)
-    np.testing.assert_array_equal(local_peaks(x), ref)
+    np.testing.assert_array_equal(_peaks(x), ref)
+    np.testing.assert_array_equal(_peaks(x, threshold=2), ref & (x >= 2))
     plateau = np.zeros((6, 6, 1), np.float32)
     plateau[2:4, 2:5] = 0.5  # one object whose quantized peak covers 2×3 cells
-    assert np.argwhere(local_peaks(plateau)[..., 0] & (plateau[..., 0] > 0)).tolist() == [[2, 2]]
+    assert np.argwhere(_peaks(plateau, threshold=0.1)[..., 0]).tolist() == [[2, 2]]
 
 
 def test_decode_recovers_instances_through_letterbox() -> None:
@@ -98,6 +108,8 @@ def test_peaks_threshold_topk_and_optional_batch_dim() -> None:
     assert len(decode(outputs, info, score_threshold=0.95)) == 0
     unbatched = decode({k: v[0] for k, v in outputs.items()}, info)
     np.testing.assert_array_equal(unbatched.masks, out.masks)
+    strided = {k: np.ascontiguousarray(v.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1) for k, v in outputs.items()}
+    np.testing.assert_array_equal(decode(strided, info).masks, out.masks)  # NCHW memory seen as NHWC
     empty = decode(outputs, info, score_threshold=0.99)
     assert empty.masks.shape == (0, SIZE, SIZE) and empty.boxes.shape == (0, 4)
 
@@ -143,7 +155,8 @@ def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig:
     y2 = np.minimum(y1 + rng.integers(0, info.orig_h, n), info.orig_h)
     x1[0], y1[0], x2[0], y2[0] = 0, 0, info.orig_w, info.orig_h
     windows = np.stack([x1, y1, x2, y2], axis=1)
-    crops = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
+    pixels = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
+    crops = _instances(pixels, windows, orig).crops
     r0, r1, rw = _bilinear_taps(orig[0], g_h, info.scale / STRIDE)
     c0, c1, cw = _bilinear_taps(orig[1], g_w, info.scale / STRIDE)
     for i in range(n):
@@ -154,6 +167,35 @@ def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig:
         assert crops[i].shape == ref.shape and crops[i].dtype == bool
         clear = np.abs(ref) > 1e-4  # pixels at exactly the threshold may round either way
         np.testing.assert_array_equal(crops[i][clear], ref[clear] > 0)
+
+
+def _instances(crop_pixels: np.ndarray, windows: np.ndarray, image_size: tuple[int, int]) -> Instances:
+    n = len(windows)
+    boxes, scores = np.zeros((n, 4), np.float32), np.ones(n, np.float32)
+    return Instances(crop_pixels, windows, image_size, boxes, scores, labels=np.zeros(n, np.int64))
+
+
+def test_rle_from_crops_equals_rle_of_full_masks() -> None:
+    rng = np.random.default_rng(0)
+    h, w = 37, 53
+    windows, crops = [], []
+    full = np.zeros((40, h, w), bool)
+    for i in range(40):
+        x1, y1 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x2, y2 = int(rng.integers(x1, w + 1)), int(rng.integers(y1, h + 1))  # empty windows included
+        if i % 5 == 0:
+            x2, y2 = w, h  # windows that reach the last pixel, some of them full
+        crop = rng.random((y2 - y1, x2 - x1)) < (1.0 if i % 10 == 0 else 0.5)
+        if i == 1:
+            x1, y1, x2, y2 = 0, 0, w, h
+            crop = np.indices((h, w)).sum(0) % 2 == 1  # a run per pixel: the most runs a mask can have
+        windows.append((x1, y1, x2, y2))
+        crops.append(crop.ravel())
+        full[i, y1:y2, x1:x2] = crop
+    inst = _instances(np.concatenate(crops), np.array(windows), (h, w))
+    np.testing.assert_array_equal(inst.masks, full)
+    assert inst.rles() == masks_to_rle(full)
+    assert _instances(np.zeros(0, bool), np.zeros((0, 4), np.int64), (h, w)).rles() == []
 
 
 def test_instances_keep_crops_and_build_full_masks_on_demand() -> None:

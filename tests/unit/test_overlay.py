@@ -13,7 +13,7 @@ def test_overlay_tints_exactly_the_mask_pixels() -> None:
     crop = np.zeros((10, 20), bool)
     crop[2:8, 5:15] = True
     inst = Instances(
-        crops=[crop],
+        crop_pixels=crop.ravel(),
         windows=np.array([[30, 20, 50, 30]]),
         image_size=(40, 60),
         boxes=np.array([[0, 0, 60, 40]], np.float32),  # box drawn on the border, away from the mask
