@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: spinning OpenMP threads starve a 2-core host
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does: spinning BLAS threads slow torch down
 
 
 @pytest.fixture(scope="session")

@@ -54,9 +54,6 @@ def main() -> None:
     """Run the CLI: BadInput → exit 2, CheckFailed → exit 1, each with one line on stderr."""
     # Idle OpenMP threads that spin make torch 5-12x slower on a busy 2-core host; sleeping costs little when idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # numpy's work here (decode's small matrix products) gains nothing from BLAS threads, and their spinning after
-    # each decode slowed the next torch forward by 25-55 % (measured on a trained tiny model, 2 cores).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except BadInput as err:
