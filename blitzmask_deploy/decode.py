@@ -5,7 +5,8 @@ above the score threshold become instances. Each mask's logits Σ_k coef_k · ba
 bilinearly straight to the original image through the letterbox geometry (the same mapping as
 `transforms.unletterbox_mask`, but only inside the predicted box when the model has a box head, which crops the
 mask) and thresholded at logit(mask_threshold): no sigmoid is computed. Masks stay crops of their box: no
-full-size mask is built unless `Instances.masks` is read, and RLE is encoded from the crops.
+full-size mask is built unless `Instances.masks` is read, and RLE is encoded from the crops. The per-pixel loops
+(peaks, pasting, RLE runs) are compiled: `decode_kernels`.
 """
 
 from __future__ import annotations
