@@ -61,8 +61,9 @@ def paste_crops(
     threshold: np.float32,
 ) -> np.ndarray:
     """All crops, row-major, one after another: instance i's logits coef[i] · basis (h, w, K) at the grid cells
-    under its window (x1, y1, x2, y2), resampled bilinearly through the taps `rows` and `cols` (per output
-    pixel: first cell, second cell, weight of the second) and compared with `threshold` (logit units).
+    under its window (x1, y1, x2, y2 with x2 ≥ x1, y2 ≥ y1), resampled bilinearly through the taps `rows` and
+    `cols` (per output pixel: first cell, second cell, weight of the second) and compared with `threshold` (logit
+    units).
     Columns are resampled first, on the window's few cell rows; then each output row blends two of them."""
     r0, r1, rw = rows
     c0, c1, cw = cols
