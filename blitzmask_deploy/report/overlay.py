@@ -21,10 +21,11 @@ def draw_overlay(image: np.ndarray, instances, class_names: list[str], alpha: fl
     """`image` (H,W,3 uint8 RGB) with each instance's mask tinted by class colour, its box and 'name score'."""
     canvas = image.astype(np.float32).copy()
     order = np.argsort(instances.scores)  # draw the most confident last (on top)
+    crops = instances.crops  # built once: a property that makes a view per instance
     for i in order:
         colour = PALETTE[int(instances.labels[i]) % len(PALETTE)]
         x1, y1, x2, y2 = instances.windows[i]
-        region, crop = canvas[y1:y2, x1:x2], instances.crops[i]  # the mask is empty outside its window
+        region, crop = canvas[y1:y2, x1:x2], crops[i]  # the mask is empty outside its window
         region[crop] = region[crop] * (1 - alpha) + colour * alpha
     out = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)
