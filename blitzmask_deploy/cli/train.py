@@ -27,6 +27,10 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
     seed: int = typer.Option(0, "--seed", help="Seed of init, shuffling and augmentation."),
+    mosaic: float = typer.Option(1.0, "--mosaic", help="Probability that a training sample is a 2×2 mosaic."),
+    close_mosaic: float = typer.Option(
+        0.1, "--close-mosaic", help="No mosaics in epochs starting in this last fraction of training."
+    ),
     threads: int = typer.Option(0, "--threads", help="Torch threads per process (0 = CPU cores ÷ ranks)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
 ) -> None:
@@ -47,6 +51,8 @@ def train_cmd(
         resume=resume,
         workers=workers,
         seed=seed,
+        mosaic=mosaic,
+        close_mosaic=close_mosaic,
         threads=threads,
     )
     metrics = train(cfg)

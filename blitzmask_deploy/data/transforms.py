@@ -3,11 +3,13 @@
 Images are uint8 HWC RGB. The letterbox scales the longest side to `size`, places the image at the
 top-left corner and pads the rest with a constant grey, so undoing it is a crop and a resize.
 `letterbox_sample` and `train_transform` apply the same geometry to an image and its ground truth
-(masks resampled nearest-neighbour, boxes recomputed as the tight boxes of the moved masks).
+(masks resampled nearest-neighbour, boxes recomputed as the tight boxes of the moved masks);
+`mosaic_transform` tiles several training samples into one input.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +102,40 @@ def train_transform(
     ty1, tx1 = min(dy + new_h, size), min(dx + new_w, size)
     out[ty0:ty1, tx0:tx1] = resized[ty0 - dy : ty1 - dy, tx0 - dx : tx1 - dx]
     return out, _place_gt(gt, size, scale, dy, dx, flip=do_flip, inner=(new_h, new_w))
+
+
+def mosaic_transform(
+    samples: list[tuple[np.ndarray, GroundTruth]],
+    size: int,
+    rng: np.random.Generator,
+    *,
+    scale_range: tuple[float, float] = (0.75, 2.0),
+) -> tuple[np.ndarray, GroundTruth]:
+    """Tile `samples` (grid² of them: 4 or 9) row-major into one `size`×`size` input (YOLO's mosaic, on a grid).
+
+    Each sample goes through `train_transform` at the tile size `size // grid`, with its scale jitter around the
+    tile's letterbox scale (the default, 0.75–2, keeps objects at 0.375–1× their full-input size in a 2×2 grid);
+    the ground truth is the union of the tiles' instances, moved to their tile. Any pixels the tiles leave over
+    are padded grey.
+    """
+    grid = math.isqrt(len(samples))
+    if grid < 2 or grid * grid != len(samples):
+        raise ValueError(f"a mosaic takes a square number (≥ 4) of samples, not {len(samples)}")
+    tile = size // grid
+    image = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    masks, boxes, labels, crowd = [], [], [], []
+    for k, (src, gt) in enumerate(samples):
+        tile_image, tile_gt = train_transform(src, gt, tile, rng, scale_range=scale_range)
+        y0, x0 = (k // grid) * tile, (k % grid) * tile
+        image[y0 : y0 + tile, x0 : x0 + tile] = tile_image
+        placed = np.zeros((len(tile_gt), size, size), dtype=bool)
+        placed[:, y0 : y0 + tile, x0 : x0 + tile] = tile_gt.masks
+        masks.append(placed)
+        boxes.append(tile_gt.boxes + np.array([x0, y0, x0, y0], np.float32))
+        labels.append(tile_gt.labels)
+        crowd.append(tile_gt.iscrowd)
+    gt = GroundTruth(np.concatenate(masks), np.concatenate(boxes), np.concatenate(labels), np.concatenate(crowd))
+    return image, gt
 
 
 def _place_gt(

@@ -1,4 +1,5 @@
-"""Training batches: augmented samples (A's `train_transform`) with their stride-4 targets, collated to tensors."""
+"""Training batches: augmented samples (`train_transform`, or a `mosaic_transform` of several) with their stride-4
+targets, collated to tensors."""
 
 from __future__ import annotations
 
@@ -8,27 +9,36 @@ from torch.utils.data import Dataset
 
 from blitzmask_deploy.data.targets import build_targets, collate_targets
 
+MOSAIC_GRID = 2  # a mosaic tiles 2×2 samples
+
 
 class TrainSet(Dataset):
     """Wraps a CocoDataset: sample i of epoch e is augmented with rng seeded by (seed, e, i), so it is reproducible
-    whatever the worker count or a resume point. Set `epoch` before each epoch (workers are not persistent)."""
+    whatever the worker count or a resume point. With probability `mosaic` the sample is a mosaic of image i and
+    three others drawn by the same rng. Set `epoch` and `mosaic` before each epoch (workers are not persistent)."""
 
-    def __init__(self, dataset, input_size: int, seed: int, stride: int = 4) -> None:
+    def __init__(self, dataset, input_size: int, seed: int, stride: int = 4, mosaic: float = 0.0) -> None:
         self.dataset = dataset
         self.input_size = input_size
         self.seed = seed
         self.stride = stride
+        self.mosaic = mosaic
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        from blitzmask_deploy.data.transforms import train_transform
+        from blitzmask_deploy.data.transforms import mosaic_transform, train_transform
 
-        sample = self.dataset[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
+        if self.mosaic > 0 and rng.random() < self.mosaic:
+            others = rng.integers(0, len(self.dataset), MOSAIC_GRID * MOSAIC_GRID - 1)
+            samples = [self.dataset[int(i)] for i in (index, *others)]
+            image, gt = mosaic_transform([(s.image, s.gt) for s in samples], self.input_size, rng)
+        else:
+            sample = self.dataset[index]
+            image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
         keep = ~np.asarray(gt.iscrowd, bool)
         targets = build_targets(
             gt.masks[keep], gt.boxes[keep], gt.labels[keep], self.dataset.num_classes, self.input_size, self.stride

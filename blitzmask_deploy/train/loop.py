@@ -45,6 +45,8 @@ class TrainConfig:
     workers: int = 2
     threads: int = 0  # torch threads per process; 0 = CPU cores ÷ ranks
     seed: int = 0
+    mosaic: float = 1.0  # probability that a training sample is a 2×2 mosaic (data/transforms.mosaic_transform)
+    close_mosaic: float = 0.1  # no mosaics in epochs that start in the last 10 % of training (YOLO's close_mosaic)
     clip_norm: float = 5.0
     ema_decay: float = 0.9998
     eval_max_images: int = 0
@@ -53,7 +55,7 @@ class TrainConfig:
 
 
 # Options that must match between a run and its resume.
-_RESUME_KEYS = ("model", "batch_size", "input_size", "optimizer", "epochs", "minutes", "seed")
+_RESUME_KEYS = ("model", "batch_size", "input_size", "optimizer", "epochs", "minutes", "seed", "mosaic", "close_mosaic")
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -63,6 +65,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise BadInput("--epochs must be ≥ 1 and --minutes > 0")
     if cfg.batch_size < 1 or cfg.input_size % 32:
         raise BadInput("--batch-size must be ≥ 1 and --input-size a multiple of 32")
+    if not 0 <= cfg.mosaic <= 1 or not 0 <= cfg.close_mosaic <= 1:
+        raise BadInput("--mosaic and --close-mosaic must be between 0 and 1")
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -156,6 +160,10 @@ class _Run:
             return self.state["step"] / self.total_steps
         return self.state["elapsed_s"] / self.total_s
 
+    def _epoch_mosaic(self) -> float:
+        """Mosaic probability of an epoch starting now: none once the last `close_mosaic` of training has begun."""
+        return 0.0 if self._progress() >= 1 - self.cfg.close_mosaic else self.cfg.mosaic
+
     def _finished(self) -> bool:
         if self.total_steps:
             return self.state["step"] >= self.total_steps
@@ -205,6 +213,9 @@ class _Run:
         stopped = False
         while not self._finished() and not stopped:
             trainset.epoch = self.state["epoch"]
+            if self.state["step_in_epoch"] == 0:  # decided once per epoch and saved, so a resume repeats it
+                self.state["mosaic"] = self._epoch_mosaic()
+            trainset.mosaic = self.state.get("mosaic", cfg.mosaic)
             for images, targets in self._loader(trainset):
                 parts = self._step(images, targets)
                 self.state["step"] += 1

@@ -79,3 +79,8 @@ def test_train_bad_input_exit_2(synth_dataset: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "no-such" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--data", synth_dataset, "--model", "blitzmask-tiny", "--out", tmp_path / "y")
     assert r.returncode == 2 and "--epochs" in r.stderr
+    r = run_cli(
+        "train", "--data", synth_dataset, "--model", "blitzmask-tiny", "--out", tmp_path / "z", "--epochs", "1",
+        "--mosaic", "1.5",
+    )  # fmt: skip
+    assert r.returncode == 2 and "--mosaic" in r.stderr and "Traceback" not in r.stderr

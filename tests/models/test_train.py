@@ -39,29 +39,36 @@ def _assert_same_state(a: Path, b: Path) -> None:
 
 
 def test_train_writes_metrics_and_checkpoints_and_resumes_exactly(synth_dataset: Path, tmp_path: Path) -> None:
-    full = train(_cfg(synth_dataset, tmp_path / "full"))
+    # 3 epochs of 6 steps; mosaics stop for epochs starting after 60 % of training: epochs 0 and 1 have them, 2 not
+    full = train(_cfg(synth_dataset, tmp_path / "full", epochs=3, close_mosaic=0.4))
     metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert metrics == full
     for key in ("mask_ap", "mask_ap50", "box_ap", "epochs", "steps", "minutes", "images_per_s"):
         assert key in metrics
     assert 0.0 <= metrics["mask_ap"] <= 1.0
-    assert metrics["steps"] == 2 * (24 // 4) and metrics["epochs"] == 2.0 and metrics["val_images"] == 4
+    assert metrics["steps"] == 3 * (24 // 4) and metrics["epochs"] == 3.0 and metrics["val_images"] == 4
+    assert read_checkpoint(tmp_path / "full" / "last.pt")["extra"]["train"]["state"]["mosaic"] == 0.0
     best = load_checkpoint(tmp_path / "full" / "best.pt")
     assert best.config.num_classes == len(best.categories) >= 5
     assert best.metrics["mask_ap"] == metrics["mask_ap"]
 
-    # interrupted mid-epoch 1 (step 8 of 12), then resumed with a worker process: the same weights at the end
+    # interrupted late in epoch 1 (step 11 of 18, past 60 %: its mosaics must go on), then resumed with a worker
+    # process: the same weights at the end
     part = tmp_path / "part"
-    assert train(_cfg(synth_dataset, part, stop_at_step=8)) == {}
-    assert read_checkpoint(part / "last.pt")["extra"]["train"]["state"]["step"] == 8
+    options = dict(epochs=3, close_mosaic=0.4)
+    assert train(_cfg(synth_dataset, part, stop_at_step=11, **options)) == {}
+    state = read_checkpoint(part / "last.pt")["extra"]["train"]["state"]
+    assert state["step"] == 11 and state["mosaic"] == 1.0
     assert not (part / "metrics.json").exists()
-    resumed = train(_cfg(synth_dataset, part, resume=True, workers=1))
-    assert resumed["steps"] == 12
+    resumed = train(_cfg(synth_dataset, part, resume=True, workers=1, **options))
+    assert resumed["steps"] == 18
     _assert_same_state(tmp_path / "full" / "last.pt", part / "last.pt")
     assert resumed["mask_ap"] == metrics["mask_ap"]
 
     with pytest.raises(BadInput, match="options changed"):
-        train(_cfg(synth_dataset, part, resume=True, batch_size=8))
+        train(_cfg(synth_dataset, part, resume=True, batch_size=8, **options))
+    with pytest.raises(BadInput, match="options changed"):
+        train(_cfg(synth_dataset, part, resume=True, epochs=3))  # close_mosaic differs
 
 
 def test_bad_options_are_bad_input(synth_dataset: Path, tmp_path: Path) -> None:
@@ -71,6 +78,8 @@ def test_bad_options_are_bad_input(synth_dataset: Path, tmp_path: Path) -> None:
         train(_cfg(synth_dataset, tmp_path / "b", input_size=100))
     with pytest.raises(BadInput):
         train(_cfg(synth_dataset, tmp_path / "c", resume=True))  # nothing to resume
+    with pytest.raises(BadInput, match="between 0 and 1"):
+        train(_cfg(synth_dataset, tmp_path / "d", mosaic=1.5))
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:

@@ -1,4 +1,4 @@
-"""Training transforms keep image, masks and boxes consistent under flip, scale jitter and letterbox."""
+"""Training transforms keep image, masks and boxes consistent under flip, scale jitter, letterbox and mosaic."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import pytest
 from scipy import ndimage
 
 from blitzmask_deploy.data.coco import GroundTruth, masks_to_boxes
-from blitzmask_deploy.data.transforms import PAD_VALUE, letterbox_info, letterbox_sample, train_transform
+from blitzmask_deploy.data.transforms import (
+    PAD_VALUE,
+    letterbox_info,
+    letterbox_sample,
+    mosaic_transform,
+    train_transform,
+)
 
 BACKGROUND = (20, 200, 20)
 COLOURS = [(250, 10, 10), (10, 10, 250), (250, 250, 10)]
@@ -100,3 +106,26 @@ def test_train_transform_of_an_image_without_instances() -> None:
     empty = GroundTruth(gt.masks[:0], gt.boxes[:0], gt.labels[:0], gt.iscrowd[:0])
     out, out_gt = train_transform(image, empty, 64, np.random.default_rng(0))
     assert out.shape == (64, 64, 3) and len(out_gt) == 0 and out_gt.masks.shape == (0, 64, 64)
+
+
+@pytest.mark.parametrize(("grid", "size", "seed"), [(2, 96, 0), (2, 96, 1), (2, 96, 2), (3, 100, 0), (3, 100, 1)])
+def test_mosaic_tiles_samples_with_their_instances(grid: int, size: int, seed: int) -> None:
+    scenes = [_scene(90, 140), _scene(64, 64), _scene(120, 80), _scene(70, 100)] * 3
+    image, gt = mosaic_transform(scenes[: grid * grid], size, np.random.default_rng(seed))
+    _assert_consistent(image, gt, size)
+    tile = size // grid
+    owners = []
+    for mask in gt.masks:  # every instance lies inside exactly one tile
+        ys, xs = np.nonzero(mask)
+        tiles = {(int(y) // tile, int(x) // tile) for y, x in zip(ys, xs, strict=True)}
+        assert len(tiles) == 1 and max(*next(iter(tiles))) < grid
+        owners.append(next(iter(tiles)))
+    assert len(set(owners)) >= grid * grid - 1 and len(gt) <= 3 * grid * grid
+    assert (image[grid * tile :] == PAD_VALUE).all() and (image[:, grid * tile :] == PAD_VALUE).all()
+    again = mosaic_transform(scenes[: grid * grid], size, np.random.default_rng(seed))
+    np.testing.assert_array_equal(again[0], image)
+
+
+def test_mosaic_needs_a_square_number_of_samples() -> None:
+    with pytest.raises(ValueError, match="square number"):
+        mosaic_transform([_scene()] * 3, 96, np.random.default_rng(0))
