@@ -16,9 +16,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from blitzmask_deploy.data.coco import masks_to_boxes
+from blitzmask_deploy.data.coco import masks_to_boxes, runs_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
 from blitzmask_deploy.decode_kernels import paste_crops, peak_indices, rle_runs
@@ -63,13 +62,7 @@ class Instances:
         the full masks)."""
         height, width = self.image_size
         counts, offsets = rle_runs(self.crop_pixels, self.windows, height, width)
-        runs = [counts[a:b].tolist() for a, b in itertools.pairwise(offsets.tolist())]
-        if not runs:
-            return []
-        rles = mask_utils.frPyObjects([{"counts": c, "size": [height, width]} for c in runs], height, width)
-        for rle in rles:
-            rle["counts"] = rle["counts"].decode("ascii")
-        return rles
+        return runs_to_rle([counts[a:b].tolist() for a, b in itertools.pairwise(offsets.tolist())], height, width)
 
 
 def _squeeze(array: np.ndarray) -> np.ndarray:

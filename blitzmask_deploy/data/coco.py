@@ -65,7 +65,19 @@ def masks_to_rle(masks: np.ndarray) -> list[dict]:
     if len(masks) == 0:
         return []
     as_bytes = masks.view(np.uint8) if masks.dtype == bool else masks.astype(np.uint8)  # a view needs no copy
-    rles = mask_utils.encode(np.asfortranarray(as_bytes.transpose(1, 2, 0)))
+    return _ascii_counts(mask_utils.encode(np.asfortranarray(as_bytes.transpose(1, 2, 0))))
+
+
+def runs_to_rle(runs: list[list[int]], height: int, width: int) -> list[dict]:
+    """Compressed COCO RLE (counts as str) of (height, width) masks given as uncompressed run lengths
+    (column-major, starting with background)."""
+    if not runs:
+        return []
+    return _ascii_counts(mask_utils.frPyObjects([{"counts": c, "size": [height, width]} for c in runs], height, width))
+
+
+def _ascii_counts(rles: list[dict]) -> list[dict]:
+    """pycocotools' compressed counts as str (JSON-ready) instead of bytes."""
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
