@@ -215,7 +215,7 @@ class _Run:
             trainset.epoch = self.state["epoch"]
             if self.state["step_in_epoch"] == 0:  # decided once per epoch and saved, so a resume repeats it
                 self.state["mosaic"] = self._epoch_mosaic()
-            trainset.mosaic = self.state.get("mosaic", cfg.mosaic)
+            trainset.mosaic = self.state["mosaic"]
             for images, targets in self._loader(trainset):
                 parts = self._step(images, targets)
                 self.state["step"] += 1
