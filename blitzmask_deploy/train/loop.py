@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from blitzmask_deploy.checkpoint import read_checkpoint, save_checkpoint
 from blitzmask_deploy.errors import BadInput
 from blitzmask_deploy.loss import blitzmask_loss
-from blitzmask_deploy.train.data import ResumableSampler, TrainSet, collate
+from blitzmask_deploy.train.data import ResumableSampler, TrainSet, collate, lower_priority
 from blitzmask_deploy.train.distributed import DistInfo, broadcast_float, init_distributed, shutdown
 from blitzmask_deploy.train.ema import ModelEMA
 from blitzmask_deploy.train.optim import build_optimizer, lr_factor, set_lr
@@ -186,6 +186,8 @@ class _Run:
             collate_fn=collate,
             drop_last=True,
             pin_memory=self.device.type == "cuda",
+            # on CPU the workers share the cores with the training threads; on a GPU box they must keep up
+            worker_init_fn=lower_priority if self.device.type == "cpu" else None,
         )
 
     def _step(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, float]:

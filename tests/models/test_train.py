@@ -101,3 +101,20 @@ def test_ddp_two_processes_gloo(synth_dataset: Path, tmp_path: Path) -> None:
     assert metrics["steps"] == (24 // 2) // (4 // 2)  # each rank sees half the images, per-rank batch 2
     assert metrics["epochs"] == 1.0
     assert load_checkpoint(out / "last.pt").extra["train"]["state"]["images"] == 24
+
+
+def test_cpu_training_runs_its_loader_workers_at_lowest_priority(
+    synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import blitzmask_deploy.train.loop as loop
+
+    seen = []
+
+    class Recording(torch.utils.data.DataLoader):
+        def __init__(self, *args, **kwargs) -> None:
+            seen.append(kwargs.get("worker_init_fn"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "DataLoader", Recording)
+    train(_cfg(synth_dataset, tmp_path / "run", workers=1, stop_at_step=1))
+    assert seen and all(fn is loop.lower_priority for fn in seen)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from blitzmask_deploy.data.coco import GroundTruth, masks_to_boxes
 from blitzmask_deploy.data.targets import build_targets
 from blitzmask_deploy.data.transforms import train_transform
-from blitzmask_deploy.train.data import TrainSet
+from blitzmask_deploy.train.data import TrainSet, lower_priority
 
 
 class _Squares:
@@ -55,3 +57,18 @@ def test_mosaic_sample_holds_four_images_and_is_reproducible() -> None:
     first_epoch = trainset[0][0]
     trainset.epoch = 1
     assert not torch.equal(trainset[0][0], first_epoch)  # a new epoch draws new partners and placements
+
+
+class _Niceness(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> int:
+        return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities on this OS")
+def test_lower_priority_makes_a_loader_worker_the_lowest_priority_process() -> None:
+    loader = torch.utils.data.DataLoader(_Niceness(), num_workers=1, worker_init_fn=lower_priority)
+    assert [int(n) for n in loader] == [19]
+    assert os.nice(0) < 19  # the trainer itself is untouched
