@@ -95,12 +95,16 @@ def train_transform(
     dy = int(rng.integers(min(0, size - new_h), max(0, size - new_h) + 1))
     dx = int(rng.integers(min(0, size - new_w), max(0, size - new_w) + 1))
     do_flip = flip and rng.random() < 0.5
-    src = image[:, ::-1] if do_flip else image
-    resized = np.asarray(Image.fromarray(np.ascontiguousarray(src)).resize((new_w, new_h), Image.BILINEAR))
+    src = Image.fromarray(image)
+    if do_flip:
+        src = src.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     out = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
     ty0, tx0 = max(dy, 0), max(dx, 0)
     ty1, tx1 = min(dy + new_h, size), min(dx + new_w, size)
-    out[ty0:ty1, tx0:tx1] = resized[ty0 - dy : ty1 - dy, tx0 - dx : tx1 - dx]
+    # resample only the part that lands on the canvas (PIL's box: same pixels as resizing all, then cropping)
+    sy, sx = h / new_h, w / new_w
+    box = ((tx0 - dx) * sx, (ty0 - dy) * sy, (tx1 - dx) * sx, (ty1 - dy) * sy)
+    out[ty0:ty1, tx0:tx1] = np.asarray(src.resize((tx1 - tx0, ty1 - ty0), Image.BILINEAR, box=box))
     return out, _place_gt(gt, size, scale, dy, dx, flip=do_flip, inner=(new_h, new_w))
 
 
