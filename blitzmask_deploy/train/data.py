@@ -41,10 +41,11 @@ class TrainSet(Dataset):
         else:
             sample = self.dataset[index]
             image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
-        keep = ~np.asarray(gt.iscrowd, bool)
-        targets = build_targets(
-            gt.masks[keep], gt.boxes[keep], gt.labels[keep], self.dataset.num_classes, self.input_size, self.stride
-        )
+        masks, boxes, labels = gt.masks, gt.boxes, gt.labels
+        crowd = np.asarray(gt.iscrowd, bool)
+        if crowd.any():  # indexing copies all the masks: only when there is something to drop
+            masks, boxes, labels = masks[~crowd], boxes[~crowd], labels[~crowd]
+        targets = build_targets(masks, boxes, labels, self.dataset.num_classes, self.input_size, self.stride)
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), targets
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from blitzmask_deploy.data.coco import masks_to_boxes
 from blitzmask_deploy.data.targets import BOX_UNIT, build_targets, collate_targets, gaussian_radius
 
 
@@ -83,3 +84,18 @@ def test_stride_masks_are_the_fraction_of_covered_pixels() -> None:
     boxes = np.tile(np.array([0, 0, 32, 32], np.float32), (3, 1))
     t = build_targets(masks, boxes, np.array([0, 1, 0]), num_classes=2, input_size=32)
     np.testing.assert_allclose(t.masks, masks.reshape(3, 8, 4, 8, 4).mean(axis=(2, 4)), atol=1e-7)
+
+
+def test_tight_boxes_at_odd_offsets_give_the_full_size_stride_masks_and_centres() -> None:
+    # targets read only the cells under each box: boxes that cut through cells must lose nothing
+    rng = np.random.default_rng(1)
+    size = 48
+    masks = np.zeros((5, size, size), bool)
+    places = [(1, 3, 7, 10), (13, 26, 21, 9), (30, 1, 17, 17), (0, 0, 48, 48), (45, 45, 3, 3)]  # y, x, h, w
+    for m, (y, x, h, w) in zip(masks, places, strict=True):
+        m[y : y + h, x : x + w] = rng.random((h, w)) < 0.6
+    t = build_targets(masks, masks_to_boxes(masks), np.zeros(5, int), num_classes=1, input_size=size)
+    np.testing.assert_allclose(t.masks, masks.reshape(5, 12, 4, 12, 4).mean(axis=(2, 4)), atol=1e-7)
+    for m, index in zip(masks, t.index, strict=True):
+        ys, xs = np.nonzero(m)
+        assert divmod(int(index), 12) == (int((ys.mean() + 0.5) // 4), int((xs.mean() + 0.5) // 4))

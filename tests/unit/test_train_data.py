@@ -59,6 +59,27 @@ def test_mosaic_sample_holds_four_images_and_is_reproducible() -> None:
     assert not torch.equal(trainset[0][0], first_epoch)  # a new epoch draws new partners and placements
 
 
+class _SquareAndCrowd(_Squares):
+    """Image i of _Squares plus a crowd region of class 2 in its bottom-right corner."""
+
+    def __getitem__(self, i: int) -> SimpleNamespace:
+        sample = super().__getitem__(i)
+        crowd = np.zeros((1, 80, 80), bool)
+        crowd[0, 60:, 60:] = True
+        masks = np.concatenate([sample.gt.masks, crowd])
+        gt = GroundTruth(masks, masks_to_boxes(masks), np.array([i % 3, 2]), np.array([False, True]))
+        return SimpleNamespace(image=sample.image, gt=gt)
+
+
+def test_crowd_regions_get_no_targets() -> None:
+    plain, with_crowd = TrainSet(_Squares(), 64, seed=1), TrainSet(_SquareAndCrowd(), 64, seed=1)
+    for index in range(6):
+        want, got = plain[index][1], with_crowd[index][1]
+        np.testing.assert_array_equal(got.labels, want.labels)
+        np.testing.assert_array_equal(got.heatmap, want.heatmap)
+        np.testing.assert_array_equal(got.masks, want.masks)
+
+
 class _Niceness(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 1
