@@ -17,18 +17,28 @@ class ModelEMA:
             param.requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        self._model: nn.Module | None = None
+        self._pairs: tuple[list, list, list] = ([], [], [])
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Blend `model`'s current weights into the average."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        current = model.state_dict()
-        averaged, latest = [], []
-        for name, value in self.module.state_dict().items():
-            if value.dtype.is_floating_point:
-                averaged.append(value)
-                latest.append(current[name].detach())
-            else:
-                value.copy_(current[name])
+        averaged, latest, counters = self._tensors(model)
         torch._foreach_lerp_(averaged, latest, 1 - d)  # d·avg + (1-d)·new, one fused pass
+        for mine, theirs in counters:
+            mine.copy_(theirs)
+
+    def _tensors(self, model: nn.Module):
+        """(EMA floats, model floats, integer (EMA, model) pairs) matched by name, once per model: two state_dict()
+        walks per step cost more than the blend. Loading a state dict copies into these same tensors; moving the
+        model to another device or dtype after the first update is not supported."""
+        if self._model is not model:
+            current = model.state_dict()
+            floats, ints = [], []
+            for name, value in self.module.state_dict().items():
+                (floats if value.dtype.is_floating_point else ints).append((value, current[name].detach()))
+            self._pairs = ([a for a, _ in floats], [b for _, b in floats], ints)
+            self._model = model
+        return self._pairs
