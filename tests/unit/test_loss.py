@@ -125,3 +125,45 @@ def test_loss_at_output_stride_8_grows_the_box_by_one_8px_cell() -> None:
     _, clean = blitzmask_loss(_perfect_outputs(t), t, stride=8)
     assert parts["mask"] > clean["mask"] + 0.01
     assert math.isclose(float(mask_loss(out, t, 4)), clean["mask"], abs_tol=1e-3)  # a stride-4 region misses it
+
+
+def _dense_mask_loss(outputs: dict[str, torch.Tensor], t: dict[str, torch.Tensor], stride: int) -> torch.Tensor:
+    """The mask loss written out over whole masks: every instance's logits on the full grid, weighted by its box."""
+    per_instance = []
+    for b, m in t["valid"].nonzero().tolist():
+        y, x = divmod(int(t["index"][b, m]), outputs["coefficients"].shape[-1])
+        logits = torch.einsum("k,khw->hw", outputs["coefficients"][b, :, y, x], outputs["spanning_set"][b])
+        gt = t["masks"][b, m]
+        h, w = gt.shape
+        cy = (torch.arange(h, dtype=torch.float32) + 0.5)[:, None] * stride
+        cx = (torch.arange(w, dtype=torch.float32) + 0.5)[None, :] * stride
+        x1, y1, x2, y2 = t["boxes_xyxy"][b, m].tolist()
+        weight = ((cy >= y1 - stride) & (cy <= y2 + stride) & (cx >= x1 - stride) & (cx <= x2 + stride)).float()
+        bce = (torch.nn.functional.binary_cross_entropy_with_logits(logits, gt, reduction="none") * weight).sum()
+        prob = torch.sigmoid(logits) * weight
+        dice = 1 - (2 * (prob * gt).sum() + 1) / (prob.sum() + (gt * weight).sum() + 1)
+        per_instance.append(bce / weight.sum().clamp(min=1.0) + dice)
+    return torch.stack(per_instance).mean()
+
+
+def test_mask_loss_and_its_gradients_equal_the_loss_over_whole_masks() -> None:
+    # two images with different instance counts (padding slots must not count), boxes that cut through cells
+    rng = np.random.default_rng(0)
+    items = []
+    for count in (3, 1):
+        masks = np.zeros((count, 48, 48), bool)
+        for m in masks:
+            y, x, h, w = rng.integers(0, 30, 2).tolist() + rng.integers(3, 18, 2).tolist()
+            m[y : y + h, x : x + w] = rng.random((h, w)) < 0.7
+        boxes = np.stack([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in map(np.nonzero, masks)])
+        items.append(build_targets(masks, boxes.astype(np.float32), np.zeros(count, int), 1, 48))
+    t = {k: torch.from_numpy(v) for k, v in collate_targets(items).items()}
+    torch.manual_seed(0)
+    leaves = {k: torch.randn(2, c, 12, 12, requires_grad=True) for k, c in (("coefficients", 5), ("spanning_set", 5))}
+    outputs = dict(leaves, box=torch.zeros(2, 4, 12, 12))
+    fast, reference = mask_loss(outputs, t), _dense_mask_loss(outputs, t, 4)
+    torch.testing.assert_close(fast, reference)
+    got = torch.autograd.grad(fast, list(leaves.values()))
+    want = torch.autograd.grad(reference, list(leaves.values()))
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r)
