@@ -78,8 +78,8 @@ def build_targets(
     """Targets for one `input_size`² image from its instances: `masks` (N,S,S) bool, `boxes` (N,4) xyxy, `labels` (N,).
 
     Each mask must lie inside its box (tight boxes, as `masks_to_boxes` gives them): only the cells under the box
-    are read, which makes a mosaic's targets ~5× cheaper than full-size passes. Crowd instances must be removed by
-    the caller.
+    are read, which halves the cost of a mosaic's targets against full-size passes. Crowd instances must be removed
+    by the caller.
     """
     if input_size % stride:
         raise ValueError(f"input size {input_size} is not a multiple of the stride {stride}")

@@ -30,7 +30,7 @@ class ModelEMA:
         for mine, theirs in counters:
             mine.copy_(theirs)
 
-    def _tensors(self, model: nn.Module):
+    def _tensors(self, model: nn.Module) -> tuple[list, list, list]:
         """(EMA floats, model floats, integer (EMA, model) pairs) matched by name, once per model: two state_dict()
         walks per step cost more than the blend. Loading a state dict copies into these same tensors; moving the
         model to another device or dtype after the first update is not supported."""
