@@ -32,6 +32,9 @@ def train_cmd(
         0.1, "--close-mosaic", help="No mosaics in epochs starting in this last fraction of training."
     ),
     threads: int = typer.Option(0, "--threads", help="Torch threads per process (0 = CPU cores ÷ ranks)."),
+    cache: bool = typer.Option(
+        True, "--cache/--no-cache", help="Keep decoded training images in RAM (shared by the workers) when they fit."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
 ) -> None:
     """Train VARIANT on DIR; val mask AP of the EMA model goes to OUT/metrics.json."""
@@ -54,6 +57,7 @@ def train_cmd(
         mosaic=mosaic,
         close_mosaic=close_mosaic,
         threads=threads,
+        cache=cache,
     )
     metrics = train(cfg)
     if not metrics:  # a non-zero torchrun rank

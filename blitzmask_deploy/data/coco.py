@@ -127,8 +127,16 @@ class CocoDataset:
         return len(self._images)
 
     def __getitem__(self, index: int) -> Sample:
+        return Sample(self.read_image(index), self.ground_truth(index), self.image_ids[index], self.image_path(index))
+
+    def image_path(self, index: int) -> Path:
+        """The file of image `index`."""
+        return self.image_dir / self._images[index]["file_name"]
+
+    def read_image(self, index: int) -> np.ndarray:
+        """Image `index` as uint8 RGB (H,W,3), checked against the size its annotation file gives."""
         info = self._images[index]
-        path = self.image_dir / info["file_name"]
+        path = self.image_path(index)
         try:
             with Image.open(path) as im:
                 image = np.asarray(im.convert("RGB"))
@@ -137,17 +145,24 @@ class CocoDataset:
         h, w = image.shape[:2]
         if (h, w) != (info["height"], info["width"]):
             raise BadInput(f"{path}: image is {w}x{h} but {self.ann_path} says {info['width']}x{info['height']}")
-        return Sample(image, self.ground_truth(index), info["id"], path)
+        return image
 
-    def ground_truth(self, index: int) -> GroundTruth:
-        """The ground truth of image `index` without reading the image file."""
+    def image_shape(self, index: int) -> tuple[int, int, int]:
+        """(height, width, instances) of image `index`, from the annotation file."""
+        info = self._images[index]
+        return info["height"], info["width"], len(self._anns[info["id"]])
+
+    def ground_truth(self, index: int, masks: np.ndarray | None = None) -> GroundTruth:
+        """The ground truth of image `index` without reading the image file; `masks` (N,H,W bool), when given, are
+        its already decoded masks (a cache's) instead of decoding the annotations' RLEs again."""
         info = self._images[index]
         h, w = info["height"], info["width"]
         anns = self._anns[info["id"]]
         if not anns:
             return GroundTruth.empty(h, w)
-        rles = [segmentation_to_rle(a["segmentation"], h, w) for a in anns]
-        masks = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)
+        if masks is None:
+            rles = [segmentation_to_rle(a["segmentation"], h, w) for a in anns]
+            masks = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)
         boxes = np.array(
             [
                 _xywh_to_xyxy(a["bbox"]) if "bbox" in a else masks_to_boxes(m[None])[0]

@@ -1,4 +1,4 @@
-"""torchrun DDP helpers: read RANK/WORLD_SIZE/LOCAL_RANK, init gloo (CPU) or nccl (CUDA), agree across ranks."""
+"""torchrun DDP helpers: read the torchrun environment, init gloo (CPU) or nccl (CUDA), agree across ranks."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    local_world: int = 1  # ranks on this host
 
     @property
     def is_main(self) -> bool:
@@ -33,7 +34,8 @@ def init_distributed(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")), local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=info.rank, world_size=world)
     return info

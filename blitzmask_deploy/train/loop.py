@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     mosaic: float = 1.0  # probability that a training sample is a 2×2 mosaic (data/transforms.mosaic_transform)
     close_mosaic: float = 0.1  # no mosaics in epochs that start in the last 10 % of training (YOLO's close_mosaic)
+    cache: bool = True  # decoded training images in a RAM cache shared by the workers, when it fits (data/cache.py)
     clip_norm: float = 5.0
     ema_decay: float = 0.9998
     eval_max_images: int = 0
@@ -169,7 +170,23 @@ class _Run:
             return self.state["step"] >= self.total_steps
         return self.state["elapsed_s"] >= self.total_s
 
+    def _train_source(self):
+        """The training split, read through a shared RAM cache when `cache` is on and it fits."""
+        from blitzmask_deploy.data.cache import SampleCache, cache_refusal
+
+        if not self.cfg.cache:
+            return self.train_ds
+        cache = SampleCache(self.train_ds)
+        refusal = cache_refusal(cache, self.dist.local_world)
+        if refusal is None:
+            return cache
+        if self.dist.is_main:
+            print(f"not caching the training images in RAM: {refusal}", file=sys.stderr)
+        return self.train_ds
+
     def _loader(self, trainset: TrainSet) -> DataLoader:
+        from blitzmask_deploy.data.cache import SampleCache
+
         sampler = ResumableSampler(
             len(trainset),
             seed=self.cfg.seed,
@@ -188,6 +205,8 @@ class _Run:
             pin_memory=self.device.type == "cuda",
             # on CPU the workers share the cores with the training threads; on a GPU box they must keep up
             worker_init_fn=lower_priority if self.device.type == "cpu" else None,
+            # forked workers share the RAM cache's memory map (which spawned ones could not receive)
+            multiprocessing_context="fork" if self.cfg.workers and isinstance(trainset.dataset, SampleCache) else None,
         )
 
     def _step(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -208,7 +227,7 @@ class _Run:
 
     def run(self) -> dict:
         cfg = self.cfg
-        trainset = TrainSet(self.train_ds, cfg.input_size, cfg.seed, stride=self.model.config.output_stride)
+        trainset = TrainSet(self._train_source(), cfg.input_size, cfg.seed, stride=self.model.config.output_stride)
         bar = self._bar()
         start = time.perf_counter() - self.state["elapsed_s"]
         images_at_start, elapsed_at_start = self.state["images"], self.state["elapsed_s"]

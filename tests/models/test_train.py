@@ -103,18 +103,45 @@ def test_ddp_two_processes_gloo(synth_dataset: Path, tmp_path: Path) -> None:
     assert load_checkpoint(out / "last.pt").extra["train"]["state"]["images"] == 24
 
 
-def test_cpu_training_runs_its_loader_workers_at_lowest_priority(
-    synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_loaders(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Patch the trainer's DataLoader to record each one's worker options and dataset."""
     import blitzmask_deploy.train.loop as loop
 
     seen = []
 
     class Recording(torch.utils.data.DataLoader):
-        def __init__(self, *args, **kwargs) -> None:
-            seen.append(kwargs.get("worker_init_fn"))
-            super().__init__(*args, **kwargs)
+        def __init__(self, dataset, *args, **kwargs) -> None:
+            seen.append(kwargs | {"source": dataset.dataset})
+            super().__init__(dataset, *args, **kwargs)
 
     monkeypatch.setattr(loop, "DataLoader", Recording)
+    return seen
+
+
+def test_cpu_training_forks_lowest_priority_workers_over_the_ram_cache(
+    synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import blitzmask_deploy.train.loop as loop
+    from blitzmask_deploy.data.cache import SampleCache
+
+    seen = _record_loaders(monkeypatch)
     train(_cfg(synth_dataset, tmp_path / "run", workers=1, stop_at_step=1))
-    assert seen and all(fn is loop.lower_priority for fn in seen)
+    assert seen and all(kw["worker_init_fn"] is loop.lower_priority for kw in seen)
+    assert all(isinstance(kw["source"], SampleCache) and kw["multiprocessing_context"] == "fork" for kw in seen)
+
+
+def test_training_reads_the_files_without_cache_or_when_it_does_not_fit(
+    synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import blitzmask_deploy.data.cache as cache_module
+    from blitzmask_deploy.data.coco import CocoDataset
+
+    seen = _record_loaders(monkeypatch)
+    train(_cfg(synth_dataset, tmp_path / "off", workers=1, stop_at_step=1, cache=False))
+    assert "not caching" not in capsys.readouterr().err
+    monkeypatch.setattr(cache_module, "available_memory", lambda: 1024)
+    train(_cfg(synth_dataset, tmp_path / "small", workers=1, stop_at_step=1))
+    err = capsys.readouterr().err
+    assert "not caching the training images in RAM: it needs" in err and len(err.strip().splitlines()) == 1
+    assert len(seen) == 2 and all(type(kw["source"]) is CocoDataset for kw in seen)
+    assert all(kw["multiprocessing_context"] is None for kw in seen)
