@@ -1,7 +1,8 @@
 """Training throughput of blitzmask-tiny at 320 (batch 16) and decode time as a fraction of model time.
 
 Uses a small procedural dataset and the real training pipeline pieces (augmentation, targets, loss, AdamW); the
-data cost is reported for a plain sample and for a 2×2 mosaic (the trainer's default sample).
+data cost is reported for a plain sample and for a 2×2 mosaic (the trainer's default sample), read from the files
+and from a filled RAM cache (the trainer's default after the first reads).
 Decode is timed on an untrained model with score threshold 0.05, where every one of the top-100 peaks passes:
 the worst case (a trained model keeps far fewer instances). The first image is reported apart: its decode loads the
 compiled kernels from numba's cache (or compiles them, once after installing).
@@ -22,6 +23,7 @@ VARIANT, SIZE, BATCH, STEPS = "blitzmask-tiny", 320, 16, 4
 def run() -> dict:
     import torch
 
+    from blitzmask_deploy.data.cache import SampleCache
     from blitzmask_deploy.data.coco import CocoDataset
     from blitzmask_deploy.data.synthetic import generate_dataset
     from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
@@ -49,6 +51,13 @@ def run() -> dict:
         t0 = time.perf_counter()
         collate([mosaics[i] for i in range(BATCH)])
         mosaic_s = (time.perf_counter() - t0) / BATCH
+        cache = SampleCache(train_ds)
+        for i in range(len(cache)):  # fill it, as the first epoch does
+            cache[i]
+        cached_mosaics = TrainSet(cache, SIZE, seed=0, mosaic=1.0)
+        t0 = time.perf_counter()
+        collate([cached_mosaics[i] for i in range(BATCH)])
+        cached_mosaic_s = (time.perf_counter() - t0) / BATCH
         step_times = []
         for step in range(STEPS + 1):
             images, targets = batches[step % 2]
@@ -85,6 +94,7 @@ def run() -> dict:
         "train_images_per_s": round(BATCH / step_s, 2),
         "augment_targets_ms_per_image": round(data_s * 1e3, 2),
         "mosaic_targets_ms_per_image": round(mosaic_s * 1e3, 2),
+        "mosaic_from_ram_cache_ms_per_image": round(cached_mosaic_s * 1e3, 2),
         "model_ms_p50": round(model_p50, 2),
         "decode_ms_p50": round(decode_p50, 2),
         "decode_instances": int(np.median(kept)),
