@@ -22,7 +22,9 @@ def train_cmd(
     minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes (schedule by time)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Global batch size (split across torchrun ranks)."),
     lr: float = typer.Option(1e-2, "--lr", help="Peak learning rate."),
-    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw or sgd."),
+    optimizer: str = typer.Option(
+        "adamw", "--optimizer", help="adamw, sgd, or muon (Muon on the inner convs, AdamW on the rest)."
+    ),
     input_size: int = typer.Option(320, "--input-size", help="Square training/eval input size (multiple of 32)."),
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),
     workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),

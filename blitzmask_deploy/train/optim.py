@@ -1,4 +1,5 @@
-"""Optimizer and learning-rate schedule: AdamW or SGD, linear warm-up then cosine decay over training progress."""
+"""Optimizer and learning-rate schedule: AdamW, SGD or Muon + AdamW, linear warm-up then cosine decay over training
+progress."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from torch import nn
 
 from blitzmask_deploy.errors import BadInput
 
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "muon")
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW or SGD (momentum 0.9, Nesterov); no weight decay on biases and norm weights (1-d parameters)."""
+    """AdamW, SGD (momentum 0.9, Nesterov) or Muon on the inner conv weights with AdamW on the rest (train/muon.py);
+    no weight decay on biases and norm weights (1-d parameters)."""
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
@@ -22,6 +24,18 @@ def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float)
     # fused: one kernel over all tensors (CPU and CUDA), ~2.5× faster steps than the per-tensor loop.
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), fused=True)
+    if name == "muon":
+        from blitzmask_deploy.train.muon import MuonAdamW, muon_parameters
+
+        muon = {id(p) for p in muon_parameters(model)}
+        return MuonAdamW(
+            [
+                {"params": [p for p in decay if id(p) in muon], "muon": True},
+                {"params": [p for p in decay if id(p) not in muon], "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr,
+        )
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, fused=True)
     raise BadInput(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
