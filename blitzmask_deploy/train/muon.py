@@ -92,7 +92,8 @@ class MuonAdamW(torch.optim.Optimizer):
         states = [self.state[p] for p in params]
         for p, state in zip(params, states, strict=True):
             if not state:
-                state.update(step=torch.zeros(()), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+                step = torch.zeros((), device=p.device)  # fused kernels want it beside the parameter
+                state.update(step=step, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
         beta1, beta2 = group["betas"]
         adamw(
             params,
