@@ -61,7 +61,6 @@ class SampleCache:
             self._filled[index] = 1  # after the data: a reader that sees the flag sees the pixels
             return sample
         masks = np.unpackbits(packed, axis=2, count=w).view(bool)
-        image = image.view()
         image.flags.writeable = False  # the cached pixels themselves: transforms must copy, never write
         ds = self.dataset
         return Sample(image, ds.ground_truth(index, masks), ds.image_ids[index], ds.image_path(index))

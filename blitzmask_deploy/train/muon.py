@@ -33,15 +33,14 @@ def orthogonalize(updates: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 
 def muon_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The conv weights Muon updates: dense (not depthwise) convs that read features, not the image, and are not a
-    head's output conv."""
+    """The conv weights Muon updates: dense (not depthwise) convs other than the backbone's stem (it reads the
+    image) and the heads' output convs."""
     from blitzmask_deploy.modeling.heads import Head
 
-    outputs = {id(m.out.weight) for m in model.modules() if isinstance(m, Head)}
+    left_out = {id(m.out.weight) for m in model.modules() if isinstance(m, Head)}
+    left_out |= {id(p) for p in model.backbone.stem.parameters()}
     return [
-        m.weight
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 3 and id(m.weight) not in outputs
+        m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and id(m.weight) not in left_out
     ]
 
 
