@@ -4,9 +4,11 @@ Peaks are cells equal to their 3×3 neighbourhood maximum (ties broken in raster
 above the score threshold become instances. Each mask's logits Σ_k coef_k · basis_k at stride 4 are resampled
 bilinearly straight to the original image through the letterbox geometry (the same mapping as
 `transforms.unletterbox_mask`, but only inside the predicted box when the model has a box head, which crops the
-mask) and thresholded at logit(mask_threshold): no sigmoid is computed. Masks stay crops of their box: no
-full-size mask is built unless `Instances.masks` is read, and RLE is encoded from the crops. The per-pixel loops
-(peaks, pasting, RLE runs) are compiled: `decode_kernels`.
+mask) and thresholded at logit(mask_threshold): no sigmoid is computed per pixel. An instance's score is its
+peak times its mask score (SOLOv2's "maskness": the mean probability of the grid cells on its mask); instances
+whose score falls below the score threshold are dropped and the rest sorted by score. Masks stay crops of their
+box: no full-size mask is built unless `Instances.masks` is read, and RLE is encoded from the crops. The per-pixel
+loops (peaks, pasting, RLE runs) are compiled: `decode_kernels`.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def decode(
     *,
     score_threshold: float = 0.05,
     top_k: int = 100,
-    mask_threshold: float = 0.5,
+    mask_threshold: float = 0.4,
 ) -> Instances:
     """Decode ONE image's NHWC head outputs (batch dim 1 or none) into instances at the original image size."""
     heads = ("heatmap", "coefficients", "spanning_set")  # contiguous float32: what the compiled kernels take
@@ -114,17 +116,29 @@ def decode(
     else:
         boxes = None
         windows = np.tile(np.array([0, 0, info.orig_w, info.orig_h], np.int64), (len(top), 1))
-    crop_pixels = _paste(coef[ys, xs], basis, windows, info, stride, _logit(mask_threshold))
+    crop_pixels, mask_scores = _paste(coef[ys, xs], basis, windows, info, stride, _logit(mask_threshold))
     if boxes is None:  # windows are the whole image: the crops are the full masks
         boxes = masks_to_boxes(crop_pixels.reshape(len(top), info.orig_h, info.orig_w))
+    scores = (scores * mask_scores).astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    order = order[scores[order] >= score_threshold]
     return Instances(
-        crop_pixels=crop_pixels,
-        windows=windows,
+        crop_pixels=_select_crops(crop_pixels, windows, order),
+        windows=windows[order],
         image_size=(info.orig_h, info.orig_w),
-        boxes=boxes,
-        scores=scores.astype(np.float32),
-        labels=labels.astype(np.int64),
+        boxes=boxes[order],
+        scores=scores[order],
+        labels=labels[order].astype(np.int64),
     )
+
+
+def _select_crops(crop_pixels: np.ndarray, windows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The crops of the windows in `order`, one after another (`Instances.crop_pixels` layout)."""
+    sizes = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
+    if len(order) == len(windows) and (order == np.arange(len(windows))).all():
+        return crop_pixels
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    return np.concatenate([crop_pixels[starts[i] : starts[i + 1]] for i in order.tolist()] or [np.zeros(0, bool)])
 
 
 def _logit(p: float) -> float:
@@ -135,10 +149,10 @@ def _logit(p: float) -> float:
 
 def _paste(
     coef: np.ndarray, basis: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Mask crops (`Instances.crop_pixels`): instance i's logits coef[i] · basis (basis (h,w,K)) at the grid cells
     under its window (x1, y1, x2, y2 original px), resampled bilinearly through the letterbox and thresholded
-    (`threshold` in logit units)."""
+    (`threshold` in logit units); and each mask's score (`decode_kernels.paste_crops`)."""
     h, w, _ = basis.shape
     step = info.scale / stride  # grid cells per original pixel
     rows, cols = _bilinear_taps(info.orig_h, h, step), _bilinear_taps(info.orig_w, w, step)

@@ -66,7 +66,7 @@ def test_decode_recovers_instances_through_letterbox() -> None:
     inst = [(8, 8, 40, 48, 2, 0.9), (16, 64, 56, 120, 0, 0.6)]
     out = decode(_outputs(inst), info)
     assert out.masks.shape == (2, 64, 128) and out.masks.dtype == bool
-    assert out.scores.tolist() == [np.float32(0.9), np.float32(0.6)]
+    np.testing.assert_allclose(out.scores, [0.9, 0.6], rtol=1e-4)  # peak × mask score (≈ 1 on logits of ±10)
     assert out.labels.tolist() == [2, 0]
     for j, (y1, x1, y2, x2, _, _) in enumerate(inst):
         gt = np.zeros((64, 128), bool)
@@ -102,7 +102,7 @@ def test_peaks_threshold_topk_and_optional_batch_dim() -> None:
     outputs["heatmap"][0, cy, cx + 1, 0] = 0.8  # a neighbour of a stronger peak: suppressed by the 3×3 max-pool
     info = letterbox_info(SIZE, SIZE, SIZE)
     out = decode(outputs, info)
-    assert out.scores.tolist() == [np.float32(0.9), np.float32(0.5)]  # 0.8 suppressed, 0.04 under 0.05
+    np.testing.assert_allclose(out.scores, [0.9, 0.5], rtol=1e-4)  # 0.8 suppressed, 0.04 under 0.05
     assert len(decode(outputs, info, top_k=1)) == 1
     assert len(decode(outputs, info, score_threshold=0.6)) == 1
     assert len(decode(outputs, info, score_threshold=0.95)) == 0
@@ -112,6 +112,23 @@ def test_peaks_threshold_topk_and_optional_batch_dim() -> None:
     np.testing.assert_array_equal(decode(strided, info).masks, out.masks)  # NCHW memory seen as NHWC
     empty = decode(outputs, info, score_threshold=0.99)
     assert empty.masks.shape == (0, SIZE, SIZE) and empty.boxes.shape == (0, 4)
+
+
+def test_scores_are_the_peak_times_the_mean_probability_of_the_mask() -> None:
+    outputs = _outputs([(8, 8, 40, 48, 0, 0.9), (64, 64, 96, 96, 1, 0.8), (100, 8, 120, 40, 2, 0.7)])
+    basis = outputs["spanning_set"][0]
+    basis[2:10, 2:12, 0] = 1.0  # instance 0's mask cells: p = sigmoid(1) on rows 2–5, 0.9 on rows 6–9
+    basis[6:10, 2:12, 0] = np.log(9.0)
+    basis[..., 2] = -1.0  # instance 2: no cell above the threshold (logit(0.4) ≈ -0.41), an empty mask
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    out = decode(outputs, info)
+    expected = 0.9 * (1 / (1 + np.exp(-1.0)) + 0.9) / 2  # the -10 cells around the box are not on the mask
+    np.testing.assert_allclose(out.scores, [0.8, expected], rtol=1e-4)  # re-sorted; instance 2 scored 0: dropped
+    np.testing.assert_array_equal(out.labels, [1, 0])
+    for mask, (y1, x1, y2, x2) in zip(out.masks, [(64, 64, 96, 96), (8, 8, 40, 48)], strict=True):
+        assert mask[y1:y2, x1:x2].sum() == mask.sum() > 0.8 * (y2 - y1) * (x2 - x1)  # crops moved along
+    assert decode(outputs, info, mask_threshold=0.95).labels.tolist() == [1]  # no cell of instance 0 above it
+    assert decode(outputs, info, score_threshold=0.75).labels.tolist() == [1]  # 0.9 × its mask score < 0.75
 
 
 def test_to_coco_results_round_trips_masks() -> None:
@@ -135,7 +152,7 @@ def test_resampling_agrees_with_unletterbox_mask() -> None:
     outputs = _outputs([(8, 8, 60, 100, 0, 0.9)])
     outputs["spanning_set"][0, :, :, 0] = 4 * (np.sin(xx / 3.0) + np.cos(yy / 2.0) - 0.3)  # smooth blobs
     info = letterbox_info(90, 150, SIZE)
-    ours = decode({k: v for k, v in outputs.items() if k != "box"}, info).masks[0]
+    ours = decode({k: v for k, v in outputs.items() if k != "box"}, info, mask_threshold=0.5).masks[0]
     soft = 1 / (1 + np.exp(-outputs["spanning_set"][0, :, :, 0]))
     ref = unletterbox_mask(soft, info) > 0.5
     assert (ours == ref).mean() > 0.98
@@ -155,7 +172,7 @@ def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig:
     y2 = np.minimum(y1 + rng.integers(0, info.orig_h, n), info.orig_h)
     x1[0], y1[0], x2[0], y2[0] = 0, 0, info.orig_w, info.orig_h
     windows = np.stack([x1, y1, x2, y2], axis=1)
-    pixels = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
+    pixels, _ = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
     crops = _instances(pixels, windows, orig).crops
     r0, r1, rw = _bilinear_taps(orig[0], g_h, info.scale / STRIDE)
     c0, c1, cw = _bilinear_taps(orig[1], g_w, info.scale / STRIDE)
