@@ -22,7 +22,7 @@ import numpy as np
 from blitzmask_deploy.data.coco import masks_to_boxes, runs_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
-from blitzmask_deploy.decode_kernels import paste_crops, peak_indices, rle_runs
+from blitzmask_deploy.decode_kernels import mask_scores, paste_crops, peak_indices, rle_runs
 
 
 @dataclass
@@ -116,29 +116,24 @@ def decode(
     else:
         boxes = None
         windows = np.tile(np.array([0, 0, info.orig_w, info.orig_h], np.int64), (len(top), 1))
-    crop_pixels, mask_scores = _paste(coef[ys, xs], basis, windows, info, stride, _logit(mask_threshold))
-    if boxes is None:  # windows are the whole image: the crops are the full masks
-        boxes = masks_to_boxes(crop_pixels.reshape(len(top), info.orig_h, info.orig_w))
-    scores = (scores * mask_scores).astype(np.float32)
+    rows, cols = grid_taps(info, h, w)
+    threshold = np.float32(_logit(mask_threshold))
+    coef = coef[ys, xs]
+    scores = (scores * mask_scores(coef, basis, windows, rows, cols, threshold)).astype(np.float32)
     order = np.argsort(-scores, kind="stable")
     order = order[scores[order] >= score_threshold]
+    windows, coef, boxes = windows[order], coef[order], None if boxes is None else boxes[order]
+    crop_pixels = paste_crops(coef, basis, windows, rows, cols, threshold)
+    if boxes is None:  # windows are the whole image: the crops are the full masks
+        boxes = masks_to_boxes(crop_pixels.reshape(len(order), info.orig_h, info.orig_w))
     return Instances(
-        crop_pixels=_select_crops(crop_pixels, windows, order),
-        windows=windows[order],
+        crop_pixels=crop_pixels,
+        windows=windows,
         image_size=(info.orig_h, info.orig_w),
-        boxes=boxes[order],
+        boxes=boxes,
         scores=scores[order],
         labels=labels[order].astype(np.int64),
     )
-
-
-def _select_crops(crop_pixels: np.ndarray, windows: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The crops of the windows in `order`, one after another (`Instances.crop_pixels` layout)."""
-    sizes = (windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1])
-    if len(order) == len(windows) and (order == np.arange(len(windows))).all():
-        return crop_pixels
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    return np.concatenate([crop_pixels[starts[i] : starts[i + 1]] for i in order.tolist()] or [np.zeros(0, bool)])
 
 
 def _logit(p: float) -> float:
@@ -147,16 +142,10 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-def _paste(
-    coef: np.ndarray, basis: np.ndarray, windows: np.ndarray, info: LetterboxInfo, stride: float, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mask crops (`Instances.crop_pixels`): instance i's logits coef[i] · basis (basis (h,w,K)) at the grid cells
-    under its window (x1, y1, x2, y2 original px), resampled bilinearly through the letterbox and thresholded
-    (`threshold` in logit units); and each mask's score (`decode_kernels.paste_crops`)."""
-    h, w, _ = basis.shape
-    step = info.scale / stride  # grid cells per original pixel
-    rows, cols = _bilinear_taps(info.orig_h, h, step), _bilinear_taps(info.orig_w, w, step)
-    return paste_crops(coef, basis, windows, rows, cols, np.float32(threshold))
+def grid_taps(info: LetterboxInfo, h: int, w: int) -> tuple[tuple, tuple]:
+    """Bilinear taps (`_bilinear_taps`) of the original image's rows and columns over the (h, w) output grid."""
+    step = info.scale / (info.size / h)  # grid cells per original pixel
+    return _bilinear_taps(info.orig_h, h, step), _bilinear_taps(info.orig_w, w, step)
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,4 +1,5 @@
-"""Compiled (numba) loops of decode: peaks, mask pasting and RLE runs, each one pass over the data it reads.
+"""Compiled (numba) loops of decode: peaks, mask scores, mask pasting and RLE runs, each one pass over the data
+it reads.
 
 In numpy the same work takes some 60 small array operations per image, whose per-call overhead alone cost more
 than 10 % of the tiny model's forward. The kernels compile on first use and are cached next to this file (or in
@@ -52,6 +53,42 @@ def peak_indices(heatmap: np.ndarray, threshold: np.float32) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def mask_scores(
+    coef: np.ndarray,
+    basis: np.ndarray,
+    windows: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cols: tuple[np.ndarray, np.ndarray, np.ndarray],
+    threshold: np.float32,
+) -> np.ndarray:
+    """Each instance's mask score: the mean probability (sigmoid) of the grid cells its window's pixels are
+    resampled from (see `paste_crops`) whose logit coef[i] · basis is above `threshold` (logit units); 0.0 when
+    none is, or the window is empty."""
+    r0, r1 = rows[0], rows[1]
+    c0, c1 = cols[0], cols[1]
+    scores = np.zeros(len(windows), np.float32)
+    for i in range(len(windows)):
+        x1, y1, x2, y2 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
+        if x2 <= x1 or y2 <= y1:
+            continue
+        cells = basis[r0[y1] : r1[y2 - 1] + 1, c0[x1] : c1[x2 - 1] + 1]
+        weights = coef[i]
+        on, probability = 0, np.float32(0)
+        for r in range(cells.shape[0]):
+            for c in range(cells.shape[1]):
+                cell = cells[r, c]
+                acc = np.float32(0)
+                for k in range(len(weights)):
+                    acc += weights[k] * cell[k]
+                if acc > threshold:
+                    on += 1
+                    probability += np.float32(1) / (np.float32(1) + np.exp(-acc))
+        if on:
+            scores[i] = probability / on
+    return scores
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def paste_crops(
     coef: np.ndarray,
     basis: np.ndarray,
@@ -59,18 +96,15 @@ def paste_crops(
     rows: tuple[np.ndarray, np.ndarray, np.ndarray],
     cols: tuple[np.ndarray, np.ndarray, np.ndarray],
     threshold: np.float32,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """All crops, row-major, one after another: instance i's logits coef[i] · basis (h, w, K) at the grid cells
     under its window (x1, y1, x2, y2 with x2 ≥ x1, y2 ≥ y1), resampled bilinearly through the taps `rows` and
     `cols` (per output pixel: first cell, second cell, weight of the second) and compared with `threshold` (logit
     units).
-    Columns are resampled first, on the window's few cell rows; then each output row blends two of them.
-    Also returns each instance's mask score: the mean probability (sigmoid) of those grid cells whose logit is
-    above `threshold` (0.0 when none is, or the window is empty)."""
+    Columns are resampled first, on the window's few cell rows; then each output row blends two of them."""
     r0, r1, rw = rows
     c0, c1, cw = cols
     out = np.empty(((windows[:, 3] - windows[:, 1]) * (windows[:, 2] - windows[:, 0])).sum(), np.bool_)
-    mask_scores = np.zeros(len(windows), np.float32)
     at = 0
     for i in range(len(windows)):
         x1, y1, x2, y2 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
@@ -80,7 +114,6 @@ def paste_crops(
         cells = basis[top : r1[y2 - 1] + 1, left : c1[x2 - 1] + 1]
         weights = coef[i]
         logits = np.empty(cells.shape[:2], np.float32)
-        on, probability = 0, np.float32(0)
         for r in range(cells.shape[0]):
             for c in range(cells.shape[1]):
                 cell = cells[r, c]
@@ -88,11 +121,6 @@ def paste_crops(
                 for k in range(len(weights)):
                     acc += weights[k] * cell[k]
                 logits[r, c] = acc
-                if acc > threshold:
-                    on += 1
-                    probability += np.float32(1) / (np.float32(1) + np.exp(-acc))
-        if on:
-            mask_scores[i] = probability / on
         first, second, weight = c0[x1:x2], c1[x1:x2], cw[x1:x2]
         across = np.empty((cells.shape[0], x2 - x1), np.float32)  # each cell row resampled to the window's columns
         for r in range(cells.shape[0]):
@@ -106,7 +134,7 @@ def paste_crops(
             for x in range(x2 - x1):
                 row[x] = above[x] * wa + below[x] * wb > threshold
             at += x2 - x1
-    return out, mask_scores
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -159,8 +159,9 @@ def test_resampling_agrees_with_unletterbox_mask() -> None:
 
 
 @pytest.mark.parametrize("orig", [(80, 96), (160, 192), (100, 150)])  # 4 or 8 px per cell, and a fractional scale
-def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig: tuple[int, int]) -> None:
-    from blitzmask_deploy.decode import _bilinear_taps, _paste
+def test_crops_and_mask_scores_equal_the_full_image_resample_inside_their_windows(orig: tuple[int, int]) -> None:
+    from blitzmask_deploy.decode import grid_taps
+    from blitzmask_deploy.decode_kernels import mask_scores, paste_crops
 
     rng = np.random.default_rng(sum(orig))
     info = letterbox_info(*orig, 96)
@@ -172,12 +173,19 @@ def test_crops_equal_the_full_image_bilinear_resample_inside_their_windows(orig:
     y2 = np.minimum(y1 + rng.integers(0, info.orig_h, n), info.orig_h)
     x1[0], y1[0], x2[0], y2[0] = 0, 0, info.orig_w, info.orig_h
     windows = np.stack([x1, y1, x2, y2], axis=1)
-    pixels, _ = _paste(coef, basis, windows, info, STRIDE, threshold=0.0)
+    taps = grid_taps(info, g_h, g_w)
+    pixels = paste_crops(coef, basis, windows, *taps, np.float32(0.0))
     crops = _instances(pixels, windows, orig).crops
-    r0, r1, rw = _bilinear_taps(orig[0], g_h, info.scale / STRIDE)
-    c0, c1, cw = _bilinear_taps(orig[1], g_w, info.scale / STRIDE)
+    scores = mask_scores(coef, basis, windows, *taps, np.float32(0.0))
+    (r0, r1, rw), (c0, c1, cw) = taps
     for i in range(n):
         grid = basis @ coef[i]
+        if x2[i] > x1[i] and y2[i] > y1[i]:  # the score: mean sigmoid of the cells the window reads, where > 0
+            cells = grid[r0[y1[i]] : r1[y2[i] - 1] + 1, c0[x1[i]] : c1[x2[i] - 1] + 1]
+            on = cells[cells > 0]
+            np.testing.assert_allclose(scores[i], np.mean(1 / (1 + np.exp(-on))) if on.size else 0.0, rtol=1e-5)
+        else:
+            assert scores[i] == 0.0
         rows = grid[r0] * (1 - rw)[:, None] + grid[r1] * rw[:, None]
         full = rows[:, c0] * (1 - cw) + rows[:, c1] * cw  # the whole image, resampled tap by tap
         ref = full[y1[i] : y2[i], x1[i] : x2[i]]
