@@ -53,6 +53,20 @@ def peak_indices(heatmap: np.ndarray, threshold: np.float32) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _logits(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mask logits weights · cell of each cell of `cells` (rows, cols, K)."""
+    logits = np.empty(cells.shape[:2], np.float32)
+    for r in range(cells.shape[0]):
+        for c in range(cells.shape[1]):
+            cell = cells[r, c]
+            acc = np.float32(0)
+            for k in range(len(weights)):
+                acc += weights[k] * cell[k]
+            logits[r, c] = acc
+    return logits
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def mask_scores(
     coef: np.ndarray,
     basis: np.ndarray,
@@ -71,18 +85,13 @@ def mask_scores(
         x1, y1, x2, y2 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
         if x2 <= x1 or y2 <= y1:
             continue
-        cells = basis[r0[y1] : r1[y2 - 1] + 1, c0[x1] : c1[x2 - 1] + 1]
-        weights = coef[i]
+        logits = _logits(basis[r0[y1] : r1[y2 - 1] + 1, c0[x1] : c1[x2 - 1] + 1], coef[i])
         on, probability = 0, np.float32(0)
-        for r in range(cells.shape[0]):
-            for c in range(cells.shape[1]):
-                cell = cells[r, c]
-                acc = np.float32(0)
-                for k in range(len(weights)):
-                    acc += weights[k] * cell[k]
-                if acc > threshold:
+        for r in range(logits.shape[0]):
+            for c in range(logits.shape[1]):
+                if logits[r, c] > threshold:
                     on += 1
-                    probability += np.float32(1) / (np.float32(1) + np.exp(-acc))
+                    probability += np.float32(1) / (np.float32(1) + np.exp(-logits[r, c]))
         if on:
             scores[i] = probability / on
     return scores
@@ -111,19 +120,10 @@ def paste_crops(
         if x2 <= x1 or y2 <= y1:
             continue
         top, left = r0[y1], c0[x1]
-        cells = basis[top : r1[y2 - 1] + 1, left : c1[x2 - 1] + 1]
-        weights = coef[i]
-        logits = np.empty(cells.shape[:2], np.float32)
-        for r in range(cells.shape[0]):
-            for c in range(cells.shape[1]):
-                cell = cells[r, c]
-                acc = np.float32(0)
-                for k in range(len(weights)):
-                    acc += weights[k] * cell[k]
-                logits[r, c] = acc
+        logits = _logits(basis[top : r1[y2 - 1] + 1, left : c1[x2 - 1] + 1], coef[i])
         first, second, weight = c0[x1:x2], c1[x1:x2], cw[x1:x2]
-        across = np.empty((cells.shape[0], x2 - x1), np.float32)  # each cell row resampled to the window's columns
-        for r in range(cells.shape[0]):
+        across = np.empty((logits.shape[0], x2 - x1), np.float32)  # each cell row resampled to the window's columns
+        for r in range(logits.shape[0]):
             line, resampled = logits[r], across[r]
             for x in range(x2 - x1):
                 resampled[x] = line[first[x] - left] * (np.float32(1) - weight[x]) + line[second[x] - left] * weight[x]
