@@ -118,12 +118,12 @@ def decode(
         windows = np.tile(np.array([0, 0, info.orig_w, info.orig_h], np.int64), (len(top), 1))
     rows, cols = grid_taps(info, h, w)
     threshold = np.float32(_logit(mask_threshold))
-    coef = coef[ys, xs]
-    scores = (scores * mask_scores(coef, basis, windows, rows, cols, threshold)).astype(np.float32)
+    mask_score, logits, starts = mask_scores(coef[ys, xs], basis, windows, rows, cols, threshold)
+    scores = (scores * mask_score).astype(np.float32)
     order = np.argsort(-scores, kind="stable")
     order = order[scores[order] >= score_threshold]
-    windows, coef, boxes = windows[order], coef[order], None if boxes is None else boxes[order]
-    crop_pixels = paste_crops(coef, basis, windows, rows, cols, threshold)
+    windows, boxes = windows[order], None if boxes is None else boxes[order]
+    crop_pixels = paste_crops(logits, starts[order], windows, rows, cols, threshold)
     if boxes is None:  # windows are the whole image: the crops are the full masks
         boxes = masks_to_boxes(crop_pixels.reshape(len(order), info.orig_h, info.orig_w))
     return Instances(

@@ -53,20 +53,6 @@ def peak_indices(heatmap: np.ndarray, threshold: np.float32) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _logits(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mask logits weights · cell of each cell of `cells` (rows, cols, K)."""
-    logits = np.empty(cells.shape[:2], np.float32)
-    for r in range(cells.shape[0]):
-        for c in range(cells.shape[1]):
-            cell = cells[r, c]
-            acc = np.float32(0)
-            for k in range(len(weights)):
-                acc += weights[k] * cell[k]
-            logits[r, c] = acc
-    return logits
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def mask_scores(
     coef: np.ndarray,
     basis: np.ndarray,
@@ -74,40 +60,57 @@ def mask_scores(
     rows: tuple[np.ndarray, np.ndarray, np.ndarray],
     cols: tuple[np.ndarray, np.ndarray, np.ndarray],
     threshold: np.float32,
-) -> np.ndarray:
-    """Each instance's mask score: the mean probability (sigmoid) of the grid cells its window's pixels are
-    resampled from (see `paste_crops`) whose logit coef[i] · basis is above `threshold` (logit units); 0.0 when
-    none is, or the window is empty."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each instance's mask logits coef[i] · basis (h, w, K) at the grid cells its window's pixels are resampled
+    from (through the taps `rows` and `cols`: first cell, second cell, weight of the second), and its mask score:
+    the mean probability (sigmoid) of those cells whose logit is above `threshold` (logit units); 0.0 when none
+    is, or the window is empty. Returns the scores, all logits (each window's cells row-major, one window after
+    another) and where each window's logits start, for `paste_crops`."""
     r0, r1 = rows[0], rows[1]
     c0, c1 = cols[0], cols[1]
+    starts = np.zeros(len(windows), np.int64)
+    total = 0
+    for i in range(len(windows)):
+        x1, y1, x2, y2 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
+        starts[i] = total
+        if x2 > x1 and y2 > y1:
+            total += (r1[y2 - 1] + 1 - r0[y1]) * (c1[x2 - 1] + 1 - c0[x1])
+    logits = np.empty(total, np.float32)
     scores = np.zeros(len(windows), np.float32)
     for i in range(len(windows)):
         x1, y1, x2, y2 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
         if x2 <= x1 or y2 <= y1:
             continue
-        logits = _logits(basis[r0[y1] : r1[y2 - 1] + 1, c0[x1] : c1[x2 - 1] + 1], coef[i])
-        on, probability = 0, np.float32(0)
-        for r in range(logits.shape[0]):
-            for c in range(logits.shape[1]):
-                if logits[r, c] > threshold:
+        cells = basis[r0[y1] : r1[y2 - 1] + 1, c0[x1] : c1[x2 - 1] + 1]
+        weights = coef[i]
+        at, on, probability = starts[i], 0, np.float32(0)
+        for r in range(cells.shape[0]):
+            for c in range(cells.shape[1]):
+                cell = cells[r, c]
+                acc = np.float32(0)
+                for k in range(len(weights)):
+                    acc += weights[k] * cell[k]
+                logits[at] = acc
+                at += 1
+                if acc > threshold:
                     on += 1
-                    probability += np.float32(1) / (np.float32(1) + np.exp(-logits[r, c]))
+                    probability += np.float32(1) / (np.float32(1) + np.exp(-acc))
         if on:
             scores[i] = probability / on
-    return scores
+    return scores, logits, starts
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def paste_crops(
-    coef: np.ndarray,
-    basis: np.ndarray,
+    logits: np.ndarray,
+    starts: np.ndarray,
     windows: np.ndarray,
     rows: tuple[np.ndarray, np.ndarray, np.ndarray],
     cols: tuple[np.ndarray, np.ndarray, np.ndarray],
     threshold: np.float32,
 ) -> np.ndarray:
-    """All crops, row-major, one after another: instance i's logits coef[i] · basis (h, w, K) at the grid cells
-    under its window (x1, y1, x2, y2 with x2 ≥ x1, y2 ≥ y1), resampled bilinearly through the taps `rows` and
+    """All crops, row-major, one after another: window i's (x1, y1, x2, y2 with x2 ≥ x1, y2 ≥ y1) mask logits at
+    its grid cells (`mask_scores`' logits from `starts[i]`), resampled bilinearly through the taps `rows` and
     `cols` (per output pixel: first cell, second cell, weight of the second) and compared with `threshold` (logit
     units).
     Columns are resampled first, on the window's few cell rows; then each output row blends two of them."""
@@ -120,11 +123,12 @@ def paste_crops(
         if x2 <= x1 or y2 <= y1:
             continue
         top, left = r0[y1], c0[x1]
-        logits = _logits(basis[top : r1[y2 - 1] + 1, left : c1[x2 - 1] + 1], coef[i])
+        cell_rows, cell_cols = r1[y2 - 1] + 1 - top, c1[x2 - 1] + 1 - left
+        grid = logits[starts[i] : starts[i] + cell_rows * cell_cols].reshape(cell_rows, cell_cols)
         first, second, weight = c0[x1:x2], c1[x1:x2], cw[x1:x2]
-        across = np.empty((logits.shape[0], x2 - x1), np.float32)  # each cell row resampled to the window's columns
-        for r in range(logits.shape[0]):
-            line, resampled = logits[r], across[r]
+        across = np.empty((cell_rows, x2 - x1), np.float32)  # each cell row resampled to the window's columns
+        for r in range(cell_rows):
+            line, resampled = grid[r], across[r]
             for x in range(x2 - x1):
                 resampled[x] = line[first[x] - left] * (np.float32(1) - weight[x]) + line[second[x] - left] * weight[x]
         for y in range(y1, y2):

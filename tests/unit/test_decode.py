@@ -174,9 +174,9 @@ def test_crops_and_mask_scores_equal_the_full_image_resample_inside_their_window
     x1[0], y1[0], x2[0], y2[0] = 0, 0, info.orig_w, info.orig_h
     windows = np.stack([x1, y1, x2, y2], axis=1)
     taps = grid_taps(info, g_h, g_w)
-    pixels = paste_crops(coef, basis, windows, *taps, np.float32(0.0))
+    scores, logits, starts = mask_scores(coef, basis, windows, *taps, np.float32(0.0))
+    pixels = paste_crops(logits, starts, windows, *taps, np.float32(0.0))
     crops = _instances(pixels, windows, orig).crops
-    scores = mask_scores(coef, basis, windows, *taps, np.float32(0.0))
     (r0, r1, rw), (c0, c1, cw) = taps
     for i in range(n):
         grid = basis @ coef[i]
