@@ -1,7 +1,9 @@
 """Raw head tensors of one image → instances at the original image size (numpy; the same for every runtime).
 
-Peaks are cells equal to their 3×3 neighbourhood maximum (ties broken in raster order); the top-k (≤ 100)
-above the score threshold become instances. Each mask's logits Σ_k coef_k · basis_k at stride 4 are resampled
+Each heatmap value is first scaled by (value / its cell's largest value over the classes)^class_power, so
+that where several classes fire on one object the strongest keeps its score and the others rank lower. Peaks
+are cells equal to their 3×3 neighbourhood maximum (ties broken in raster order); the top-k (≤ 100) above the
+score threshold become instances. Each mask's logits Σ_k coef_k · basis_k at stride 4 are resampled
 bilinearly straight to the original image through the letterbox geometry (the same mapping as
 `transforms.unletterbox_mask`, but only inside the predicted box when the model has a box head, which crops the
 mask) and thresholded at logit(mask_threshold): no sigmoid is computed per pixel. An instance's score is its
@@ -22,7 +24,7 @@ import numpy as np
 from blitzmask_deploy.data.coco import masks_to_boxes, runs_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
-from blitzmask_deploy.decode_kernels import mask_scores, paste_crops, peak_indices, rle_runs
+from blitzmask_deploy.decode_kernels import mask_scores, paste_crops, peak_indices, rle_runs, suppress_other_classes
 
 
 @dataclass
@@ -89,12 +91,18 @@ def decode(
     score_threshold: float = 0.05,
     top_k: int = 100,
     mask_threshold: float = 0.4,
+    class_power: int = 3,
 ) -> Instances:
-    """Decode ONE image's NHWC head outputs (batch dim 1 or none) into instances at the original image size."""
+    """Decode ONE image's NHWC head outputs (batch dim 1 or none) into instances at the original image size.
+    `class_power` 0 leaves the heatmap as the model gave it."""
     heads = ("heatmap", "coefficients", "spanning_set")  # contiguous float32: what the compiled kernels take
     heatmap, coef, basis = (np.ascontiguousarray(_squeeze(outputs[name]), np.float32) for name in heads)
     h, w, num_classes = heatmap.shape
     stride = info.size / h
+    if class_power < 0:
+        raise ValueError(f"class_power must be ≥ 0, got {class_power}")
+    if class_power:
+        heatmap = suppress_other_classes(heatmap, class_power, np.float32(score_threshold))
     top = peak_indices(heatmap, np.float32(score_threshold))  # flat (y, x, class) indices
     scores = heatmap.reshape(-1)[top]
     if len(top) > top_k:

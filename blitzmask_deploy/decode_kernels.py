@@ -1,5 +1,5 @@
-"""Compiled (numba) loops of decode: peaks, mask scores, mask pasting and RLE runs, each one pass over the data
-it reads.
+"""Compiled (numba) loops of decode: cross-class suppression, peaks, mask scores, mask pasting and RLE runs, each
+one pass over the data it reads.
 
 In numpy the same work takes some 60 small array operations per image, whose per-call overhead alone cost more
 than 10 % of the tiny model's forward. The kernels compile on first use and are cached next to this file (or in
@@ -12,6 +12,32 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def suppress_other_classes(heatmap: np.ndarray, power: int, floor: np.float32) -> np.ndarray:
+    """The (h, w, C) `heatmap` with every value x ≥ `floor` multiplied by (x / m)^`power`, m the largest value of
+    its cell over the classes: a cell's strongest class keeps its score, weaker classes at the same cell drop.
+    Values under `floor` are copied as they are (scaling only lowers a value, so peaks at or above `floor` come
+    out the same as when every value is scaled)."""
+    h, w, c = heatmap.shape
+    out = heatmap.copy()
+    factor = np.empty(c, np.float32)
+    for y in range(h):
+        for x in range(w):
+            cell, scaled = heatmap[y, x], out[y, x]
+            top = cell[0]
+            for k in range(1, c):
+                top = max(top, cell[k])
+            if top <= 0 or top < floor:  # nothing in this cell to scale
+                continue
+            inverse = np.float32(1) / top
+            for k in range(c):
+                factor[k] = cell[k] * inverse if cell[k] >= floor else np.float32(1)
+            for _ in range(power):
+                for k in range(c):
+                    scaled[k] *= factor[k]
+    return out
 
 
 @njit(cache=True, nogil=True)

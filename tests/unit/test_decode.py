@@ -10,7 +10,7 @@ from blitzmask_deploy.data.coco import masks_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import letterbox_info
 from blitzmask_deploy.decode import Instances, decode, to_coco_results
-from blitzmask_deploy.decode_kernels import peak_indices
+from blitzmask_deploy.decode_kernels import peak_indices, suppress_other_classes
 
 SIZE, STRIDE = 128, 4
 G = SIZE // STRIDE
@@ -59,6 +59,30 @@ def test_peaks_match_brute_force_and_break_ties() -> None:
     plateau = np.zeros((6, 6, 1), np.float32)
     plateau[2:4, 2:5] = 0.5  # one object whose quantized peak covers 2×3 cells
     assert np.argwhere(_peaks(plateau, threshold=0.1)[..., 0]).tolist() == [[2, 2]]
+
+
+@pytest.mark.parametrize("power", [1, 3])
+def test_suppress_other_classes_scales_by_the_cells_best_class(power: int) -> None:
+    rng = np.random.default_rng(power)
+    x = rng.random((9, 11, 4)).astype(np.float32)
+    x[0, 0] = 0.0  # a cell where no class fires
+    full = x * (x / np.maximum(x.max(-1, keepdims=True), 1e-12)) ** power
+    out = suppress_other_classes(x, power, np.float32(0.3))
+    above = x >= 0.3
+    np.testing.assert_allclose(out[above], full[above], rtol=1e-5)
+    np.testing.assert_array_equal(out[~above], x[~above])  # under the floor: copied
+    assert (out.max(-1) == x.max(-1)).all()  # the best class of each cell keeps its value
+    np.testing.assert_array_equal(_peaks(out, 0.3), _peaks(full.astype(np.float32), 0.3))
+
+
+def test_weaker_classes_on_the_same_cell_rank_lower() -> None:
+    rect = (40, 40, 80, 80)
+    outputs = _outputs([(*rect, 0, 0.9), (*rect, 1, 0.6)])  # one object, two classes firing at its centre
+    info = letterbox_info(SIZE, SIZE, SIZE)
+    np.testing.assert_allclose(decode(outputs, info).scores, [0.9, 0.6 * (0.6 / 0.9) ** 3], rtol=1e-4)
+    np.testing.assert_allclose(decode(outputs, info, class_power=0).scores, [0.9, 0.6], rtol=1e-4)
+    with pytest.raises(ValueError):
+        decode(outputs, info, class_power=-1)
 
 
 def test_decode_recovers_instances_through_letterbox() -> None:
