@@ -1,4 +1,4 @@
-"""The training loss: CenterNet focal loss, BCE + dice masks from GT-centre coefficients, box L1."""
+"""The training loss: focal loss, class CE at the centres, BCE + dice masks from centre coefficients, L1 box."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from blitzmask_deploy.data.targets import build_targets, collate_targets
-from blitzmask_deploy.loss import blitzmask_loss, focal_loss, gather_cells, mask_loss
+from blitzmask_deploy.loss import blitzmask_loss, class_loss, focal_loss, gather_cells, mask_loss
 
 
 def _targets(size: int = 32, num_classes: int = 2) -> dict[str, torch.Tensor]:
@@ -71,6 +72,21 @@ def test_perfect_outputs_give_small_loss_and_wrong_ones_large() -> None:
     _, bad = blitzmask_loss(wrong, t)
     assert bad["mask"] > 1.0 and math.isclose(bad["box"], 1.0, rel_tol=1e-5)
     assert float(total) < 0.1
+
+
+def test_class_loss_makes_the_right_class_win_at_the_centres() -> None:
+    t = _targets()
+    perfect = _perfect_outputs(t)["heatmap"]
+    assert float(class_loss(perfect, t)) < 1e-3
+    swapped = perfect.flip(1)  # each instance's centre now fires in the other class
+    assert float(class_loss(swapped, t)) > 10.0
+    heatmap = torch.full_like(perfect, 0.5, requires_grad=True)  # undecided everywhere
+    class_loss(heatmap, t).backward()
+    grad = gather_cells(heatmap.grad, t["index"])[t["valid"]]  # (instances, classes)
+    right = F.one_hot(t["labels"][t["valid"]], grad.shape[1]).bool()
+    assert (grad[right] < 0).all() and (grad[~right] > 0).all()  # descent raises the right class, lowers the rest
+    assert heatmap.grad.abs().sum() == grad.abs().sum()  # only the centre cells
+    assert float(class_loss(perfect, t | {"valid": torch.zeros_like(t["valid"])})) == 0.0
 
 
 def test_mask_loss_without_box_head_sees_the_whole_image() -> None:
