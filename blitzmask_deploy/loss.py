@@ -33,9 +33,14 @@ class LossWeights:
     box: float = 1.0
 
 
+def clamp_probabilities(p: Tensor) -> Tensor:
+    """Sigmoid outputs as float32 clamped to [1e-4, 1 − 1e-4], so that their logs (and logits) stay finite."""
+    return p.float().clamp(1e-4, 1 - 1e-4)
+
+
 def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
     """CenterNet penalty-reduced focal loss on probabilities `pred` vs Gaussian targets `gt` (same shape)."""
-    pred = pred.float().clamp(1e-4, 1 - 1e-4)
+    pred = clamp_probabilities(pred)
     pos = gt.eq(1).float()
     neg_weight = torch.pow(1 - gt, beta)
     pos_loss = torch.log(pred) * torch.pow(1 - pred, alpha) * pos
@@ -49,7 +54,7 @@ def class_loss(heatmap: Tensor, targets: dict[str, Tensor]) -> Tensor:
     valid = targets["valid"]
     if not valid.any():
         return heatmap.sum() * 0.0
-    p = gather_cells(heatmap.float(), targets["index"])[valid].clamp(1e-4, 1 - 1e-4)
+    p = clamp_probabilities(gather_cells(heatmap, targets["index"])[valid])
     return F.cross_entropy(torch.log(p) - torch.log1p(-p), targets["labels"][valid])
 
 
