@@ -33,9 +33,11 @@ def test_help_lists_commands_and_does_not_import_torch() -> None:
     assert "TORCH_ABSENT" in out.stdout
 
 
-def test_version() -> None:
-    r = run_cli("--version")
-    assert r.returncode == 0
+@pytest.mark.parametrize("module", ["blitzmask_deploy.cli.app", "blitzmask_deploy"])
+def test_version(module: str) -> None:
+    """`python -m` runs the CLI from either module (the package's is what `torchrun -m` is given)."""
+    r = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == blitzmask_deploy.__version__
 
 
