@@ -26,6 +26,8 @@ from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
 from blitzmask_deploy.decode_kernels import mask_scores, paste_crops, peak_indices, rle_runs, suppress_other_classes
 
+MAX_CLASS_POWER = 7  # what `suppress_other_classes` computes
+
 
 @dataclass
 class Instances:
@@ -94,13 +96,14 @@ def decode(
     class_power: int = 3,
 ) -> Instances:
     """Decode ONE image's NHWC head outputs (batch dim 1 or none) into instances at the original image size.
-    `class_power` 0 leaves the heatmap as the model gave it."""
+    `class_power` (0 to MAX_CLASS_POWER) is the exponent of the cross-class suppression; 0 leaves the heatmap
+    as the model gave it."""
     heads = ("heatmap", "coefficients", "spanning_set")  # contiguous float32: what the compiled kernels take
     heatmap, coef, basis = (np.ascontiguousarray(_squeeze(outputs[name]), np.float32) for name in heads)
     h, w, num_classes = heatmap.shape
     stride = info.size / h
-    if class_power < 0:
-        raise ValueError(f"class_power must be ≥ 0, got {class_power}")
+    if not 0 <= class_power <= MAX_CLASS_POWER:
+        raise ValueError(f"class_power must be in 0..{MAX_CLASS_POWER}, got {class_power}")
     if class_power:
         heatmap = suppress_other_classes(heatmap, class_power, np.float32(score_threshold))
     top = peak_indices(heatmap, np.float32(score_threshold))  # flat (y, x, class) indices

@@ -16,13 +16,17 @@ from numba import njit
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def suppress_other_classes(heatmap: np.ndarray, power: int, floor: np.float32) -> np.ndarray:
-    """The (h, w, C) `heatmap` with every value x ≥ `floor` multiplied by (x / m)^`power`, m the largest value of
-    its cell over the classes: a cell's strongest class keeps its score, weaker classes at the same cell drop.
-    Values under `floor` are copied as they are (scaling only lowers a value, so peaks at or above `floor` come
-    out the same as when every value is scaled)."""
+    """The (h, w, C) `heatmap` with every value x ≥ `floor` multiplied by (x / m)^`power` (0 ≤ power ≤ 7), m the
+    largest value of its cell over the classes: a cell's strongest class keeps its score, weaker classes at the
+    same cell drop. Values under `floor` are copied as they are (scaling only lowers a value, so peaks at or above
+    `floor` come out the same as when every value is scaled).
+
+    The power is built from the ratio's 1st, 2nd and 4th powers picked by power's bits: a loop of fixed length
+    over the classes, which compiles to vector code (a loop of `power` multiplications per value did not; 30 %
+    slower with 6 classes and with 80)."""
     h, w, c = heatmap.shape
     out = heatmap.copy()
-    factor = np.empty(c, np.float32)
+    one = np.float32(1)
     for y in range(h):
         for x in range(w):
             cell, scaled = heatmap[y, x], out[y, x]
@@ -31,12 +35,15 @@ def suppress_other_classes(heatmap: np.ndarray, power: int, floor: np.float32) -
                 top = max(top, cell[k])
             if top <= 0 or top < floor:  # nothing in this cell to scale
                 continue
-            inverse = np.float32(1) / top
+            inverse = one / top
             for k in range(c):
-                factor[k] = cell[k] * inverse if cell[k] >= floor else np.float32(1)
-            for _ in range(power):
-                for k in range(c):
-                    scaled[k] *= factor[k]
+                value = cell[k]
+                ratio = value * inverse if value >= floor else one
+                square = ratio * ratio
+                fourth = square * square
+                scaled[k] = value * (
+                    (ratio if power & 1 else one) * (square if power & 2 else one) * (fourth if power & 4 else one)
+                )
     return out
 
 

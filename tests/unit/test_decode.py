@@ -61,7 +61,7 @@ def test_peaks_match_brute_force_and_break_ties() -> None:
     assert np.argwhere(_peaks(plateau, threshold=0.1)[..., 0]).tolist() == [[2, 2]]
 
 
-@pytest.mark.parametrize("power", [1, 3])
+@pytest.mark.parametrize("power", [1, 3, 6, 7])
 def test_suppress_other_classes_scales_by_the_cells_best_class(power: int) -> None:
     rng = np.random.default_rng(power)
     x = rng.random((9, 11, 4)).astype(np.float32)
@@ -81,8 +81,9 @@ def test_weaker_classes_on_the_same_cell_rank_lower() -> None:
     info = letterbox_info(SIZE, SIZE, SIZE)
     np.testing.assert_allclose(decode(outputs, info).scores, [0.9, 0.6 * (0.6 / 0.9) ** 3], rtol=1e-4)
     np.testing.assert_allclose(decode(outputs, info, class_power=0).scores, [0.9, 0.6], rtol=1e-4)
-    with pytest.raises(ValueError):
-        decode(outputs, info, class_power=-1)
+    for power in (-1, 8):
+        with pytest.raises(ValueError):
+            decode(outputs, info, class_power=power)
 
 
 def test_decode_recovers_instances_through_letterbox() -> None:
