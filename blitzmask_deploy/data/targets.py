@@ -8,6 +8,7 @@ output grid, and its box as left/top/right/bottom distances from the cell centre
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -44,11 +45,19 @@ def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> fl
     return float(min(r1, r2, r3))
 
 
-def draw_gaussian(heatmap: np.ndarray, cy: int, cx: int, radius: int) -> None:
-    """Max-merge a Gaussian peak of value 1 at (cy, cx) into `heatmap` (h,w) in place."""
+@functools.lru_cache(maxsize=256)
+def _gaussian_peak(radius: int) -> np.ndarray:
+    """The (2r+1)² Gaussian of value 1 at its centre and σ = (2r+1)/6, read-only (cached: a sample draws ~20)."""
     sigma = (2 * radius + 1) / 6
     ys, xs = np.ogrid[-radius : radius + 1, -radius : radius + 1]
     g = np.exp(-(xs * xs + ys * ys) / (2 * sigma * sigma)).astype(np.float32)
+    g.setflags(write=False)
+    return g
+
+
+def draw_gaussian(heatmap: np.ndarray, cy: int, cx: int, radius: int) -> None:
+    """Max-merge a Gaussian peak of value 1 at (cy, cx) into `heatmap` (h,w) in place."""
+    g = _gaussian_peak(radius)
     h, w = heatmap.shape
     top, bottom = min(cy, radius), min(h - cy, radius + 1)
     left, right = min(cx, radius), min(w - cx, radius + 1)
