@@ -24,9 +24,14 @@ import numpy as np
 from blitzmask_deploy.data.coco import masks_to_boxes, runs_to_rle
 from blitzmask_deploy.data.targets import BOX_UNIT
 from blitzmask_deploy.data.transforms import LetterboxInfo
-from blitzmask_deploy.decode_kernels import mask_scores, paste_crops, peak_indices, rle_runs, suppress_other_classes
-
-MAX_CLASS_POWER = 7  # what `suppress_other_classes` computes
+from blitzmask_deploy.decode_kernels import (
+    MAX_CLASS_POWER,
+    mask_scores,
+    paste_crops,
+    peak_indices,
+    rle_runs,
+    suppress_other_classes,
+)
 
 
 @dataclass

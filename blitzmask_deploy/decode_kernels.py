@@ -13,13 +13,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+MAX_CLASS_POWER = 7  # the largest power `suppress_other_classes` computes (three bits)
+
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def suppress_other_classes(heatmap: np.ndarray, power: int, floor: np.float32) -> np.ndarray:
-    """The (h, w, C) `heatmap` with every value x ≥ `floor` multiplied by (x / m)^`power` (0 ≤ power ≤ 7), m the
-    largest value of its cell over the classes: a cell's strongest class keeps its score, weaker classes at the
-    same cell drop. Values under `floor` are copied as they are (scaling only lowers a value, so peaks at or above
-    `floor` come out the same as when every value is scaled).
+    """The (h, w, C) `heatmap` with every value x ≥ `floor` multiplied by (x / m)^`power` (0 to MAX_CLASS_POWER),
+    m the largest value of its cell over the classes: a cell's strongest class keeps its score, weaker classes at
+    the same cell drop. Values under `floor` are copied as they are (scaling only lowers a value, so peaks at or
+    above `floor` come out the same as when every value is scaled).
 
     The power is built from the ratio's 1st, 2nd and 4th powers picked by power's bits: a loop of fixed length
     over the classes, which compiles to vector code (a loop of `power` multiplications per value did not; 30 %
