@@ -11,10 +11,8 @@ import pytest
 import blitzmask_deploy
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=120
-    )
+def run_cli(*args: str, module: str = "blitzmask_deploy.cli.app") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_commands_and_does_not_import_torch() -> None:
@@ -36,7 +34,7 @@ def test_help_lists_commands_and_does_not_import_torch() -> None:
 @pytest.mark.parametrize("module", ["blitzmask_deploy.cli.app", "blitzmask_deploy"])
 def test_version(module: str) -> None:
     """`python -m` runs the CLI from either module (the package's is what `torchrun -m` is given)."""
-    r = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+    r = run_cli("--version", module=module)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == blitzmask_deploy.__version__
 
