@@ -14,7 +14,6 @@ steps (an interrupted training resumes from OUT/train/last.pt; the bench store s
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.openmp import set_openmp_wait_policy
 
 FORMATS = ("fp32", "fp16", "int8", "onnx")
 
@@ -201,10 +201,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
     data, run, export_dir, store = out / "data", out / "train", out / "export", out / "results.sqlite"
     _check_reuse(cfg, data)
-    # OpenMP threads that spin while waiting make torch many times slower when other processes share the cores
-    # (measured: tiny forward at 320 with 2 threads 472 ms spinning vs 65 ms passive on a busy 2-core box).
-    # Read when torch loads, i.e. in the first step that imports it; a value set by the user wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_openmp_wait_policy()  # before the first step imports torch
     steps = _Steps(6)
     steps.run("synthetic data", data / ".done", lambda: _make_data(cfg, data))
     steps.run(f"train {cfg.model} ({cfg.minutes:g} min)", run / "metrics.json", lambda: _train(cfg, data, run))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does: spinning OpenMP threads starve a 2-core host
+from blitzmask_deploy.openmp import set_openmp_wait_policy
+
+set_openmp_wait_policy()  # as the CLI does, before any test imports torch
 
 
 @pytest.fixture(scope="session")

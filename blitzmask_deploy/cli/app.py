@@ -6,7 +6,6 @@ command bodies so that `blitzmask --help` starts fast.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -25,6 +24,7 @@ from blitzmask_deploy.cli import (
     validate,
 )
 from blitzmask_deploy.errors import BadInput, CheckFailed
+from blitzmask_deploy.openmp import set_openmp_wait_policy
 
 app = typer.Typer(
     name="blitzmask",
@@ -52,8 +52,7 @@ def _root(
 
 def main() -> None:
     """Run the CLI: BadInput → exit 2, CheckFailed → exit 1, each with one line on stderr."""
-    # Idle OpenMP threads that spin make torch 5-12x slower on a busy 2-core host; sleeping costs little when idle.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_openmp_wait_policy()
     try:
         app()
     except BadInput as err:
