@@ -12,8 +12,10 @@ import blitzmask_deploy
 from blitzmask_deploy.openmp import SPIN_COUNT
 
 
-def run_cli(*args: str, module: str = "blitzmask_deploy.cli.app") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+def run_cli(
+    *args: str, module: str = "blitzmask_deploy.cli.app", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_help_lists_commands_and_does_not_import_torch() -> None:
@@ -54,13 +56,7 @@ def test_torch_threads_spin_briefly_unless_the_user_says_otherwise(
     """What libgomp reports (OMP_DISPLAY_ENV) when a command loads torch: the bounded spin, or the user's choice."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(user_env, OMP_DISPLAY_ENV="VERBOSE")
-    r = subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy", "models", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    r = run_cli("models", "--json", module="blitzmask_deploy", env=env)
     assert r.returncode == 0, r.stderr
     for name, value in expected.items():
         assert f"{name} = '{value}'" in r.stderr
