@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install test test-fast lint bench demo apk clean
+.PHONY: install test test-fast lint bench demo apk docs wheel clean
 
 install: $(STAMP)
 
@@ -34,5 +34,13 @@ demo: install
 apk:
 	bash android_bench/build_apk.sh
 
+# docs/cli.md is generated from the CLI (a test checks it is up to date)
+docs: install
+	$(BIN)/python scripts/cli_reference.py
+
+# a wheel that carries the model cards: dist/blitzmask_deploy-*.whl
+wheel: install
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -q -w dist .
+
 clean:
-	rm -rf $(VENV) .cache build *.egg-info
+	rm -rf $(VENV) .cache build dist *.egg-info

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import benchmarks
-from blitzmask_deploy.openmp import set_openmp_wait_policy
+from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 OUT = Path("runs/bench/results.json")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from blitzmask_deploy.data import coco_eval
 from blitzmask_deploy.data.synthetic import generate_dataset
-from blitzmask_deploy.validate import coco_eval
-from blitzmask_deploy.validate.perturb import perturb_predictions
+from tests.support.perturb import perturb_predictions
 
 IMAGES = 600
 SIZE = 320

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from blitzmask_deploy.bench.device import LocalDevice
+from blitzmask_deploy.bench.local import LocalDevice
 from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
 from blitzmask_deploy.bench.store import ResultStore
 

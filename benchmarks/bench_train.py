@@ -25,14 +25,15 @@ def run() -> dict:
 
     from blitzmask_deploy.data.cache import SampleCache
     from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.data.letterbox import letterbox_image
     from blitzmask_deploy.data.synthetic import generate_dataset
-    from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
-    from blitzmask_deploy.decode import decode
-    from blitzmask_deploy.loss import blitzmask_loss
+    from blitzmask_deploy.inference.decode import decode
+    from blitzmask_deploy.inference.preprocess import to_input_tensor
+    from blitzmask_deploy.inference.runtimes import TorchRuntime
     from blitzmask_deploy.modeling.registry import create_model
     from blitzmask_deploy.train.data import TrainSet, collate
+    from blitzmask_deploy.train.loss import blitzmask_loss
     from blitzmask_deploy.train.optim import build_optimizer
-    from blitzmask_deploy.validate.runtimes import TorchRuntime
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)

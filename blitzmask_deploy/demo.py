@@ -22,10 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from blitzmask_deploy.errors import BadInput
-from blitzmask_deploy.openmp import set_openmp_wait_policy
-
-FORMATS = ("fp32", "fp16", "int8", "onnx")
+from blitzmask_deploy.core.artifacts import MANIFEST_NAME, VALIDATION_NAME
+from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 
 @dataclass
@@ -38,9 +37,6 @@ class DemoConfig:
     train_images: int = 2000
     val_images: int = 200
     size: int = 320
-    batch_size: int = 4  # more, smaller steps: the best 8-minute recipe measured (docs/training.md)
-    lr: float = 2e-2
-    optimizer: str = "muon"  # Muon + AdamW: the best 8-minute recipe measured (docs/training.md)
     calib_images: int = 64
     runs: int = 50
     warmup: int = 5
@@ -52,6 +48,15 @@ class DemoConfig:
     skip_bench: bool = False
     seed: int = 0
     progress: bool = True
+
+    def check(self) -> None:
+        """BadInput for options the demo cannot run with."""
+        if self.size % 32 or self.size < 64:
+            raise BadInput("--size must be a multiple of 32 and ≥ 64")
+        if not self.minutes > 0 or self.runs < 1 or self.calib_images < 1:
+            raise BadInput("--minutes must be > 0, --runs and --calib-images ≥ 1")
+        if self.train_images < 1 or self.val_images < 1:
+            raise BadInput("--train-images and --val-images must be ≥ 1")
 
 
 @dataclass
@@ -121,17 +126,15 @@ def _check_reuse(cfg: DemoConfig, data: Path) -> None:
 
 
 def _train(cfg: DemoConfig, data: Path, run: Path) -> None:
-    from blitzmask_deploy.train.loop import TrainConfig, train
+    from blitzmask_deploy.train.config import TrainConfig
+    from blitzmask_deploy.train.trainer import train
 
-    train(
+    train(  # batch size, learning rate, optimizer and threads: the recipe for this hardware
         TrainConfig(
             data=data,
             model=cfg.model,
             out=run,
             minutes=cfg.minutes,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            optimizer=cfg.optimizer,
             input_size=cfg.size,
             resume=(run / "last.pt").exists(),
             seed=cfg.seed,
@@ -144,9 +147,7 @@ def _export(cfg: DemoConfig, run: Path, data: Path, export_dir: Path) -> None:
     from blitzmask_deploy.export.pipeline import export_checkpoint
 
     ckpt = run / "best.pt" if (run / "best.pt").exists() else run / "last.pt"
-    export_checkpoint(
-        ckpt, export_dir, formats=FORMATS, calib=data, calib_images=cfg.calib_images, progress=cfg.progress
-    )
+    export_checkpoint(ckpt, export_dir, calib=data, calib_images=cfg.calib_images, progress=cfg.progress)
 
 
 def _validate(export_dir: Path, data: Path, progress: bool) -> bool:
@@ -160,7 +161,9 @@ def _validate(export_dir: Path, data: Path, progress: bool) -> bool:
 
 
 def _bench(cfg: DemoConfig, export_dir: Path, store_path: Path) -> None:
-    from blitzmask_deploy.bench.device import LocalDevice, list_devices, open_devices
+    from blitzmask_deploy.bench.device import Device
+    from blitzmask_deploy.bench.discovery import list_devices, open_devices
+    from blitzmask_deploy.bench.local import LocalDevice
     from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
     from blitzmask_deploy.bench.store import ResultStore
 
@@ -171,7 +174,7 @@ def _bench(cfg: DemoConfig, export_dir: Path, store_path: Path) -> None:
     for note in notes:
         _log(note)
     serials = [e.serial for e in entries if e.kind == "adb" and e.state == "device"]
-    plans: list[tuple[list[Any], Settings]] = [
+    plans: list[tuple[list[Device], Settings]] = [
         ([LocalDevice()], Settings(list(cfg.local_delegates), list(cfg.local_threads), cfg.warmup, cfg.runs))
     ]
     if serials:
@@ -188,15 +191,14 @@ def _bench(cfg: DemoConfig, export_dir: Path, store_path: Path) -> None:
 
 def _report(out: Path, report_dir: Path) -> Path:
     from blitzmask_deploy.report.html import write_report
-    from blitzmask_deploy.report.results import load_results
+    from blitzmask_deploy.report.sources import load_results
 
     return write_report(load_results(out), report_dir).html
 
 
 def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run (or resume) the whole pipeline under `cfg.out`; returns where the report is."""
-    if cfg.train_images < cfg.batch_size or cfg.val_images < 1:
-        raise BadInput(f"--train-images must be ≥ the batch size ({cfg.batch_size}) and --val-images ≥ 1")
+    cfg.check()
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     data, run, export_dir, store = out / "data", out / "train", out / "export", out / "results.sqlite"
@@ -205,10 +207,10 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     steps = _Steps(6)
     steps.run("synthetic data", data / ".done", lambda: _make_data(cfg, data))
     steps.run(f"train {cfg.model} ({cfg.minutes:g} min)", run / "metrics.json", lambda: _train(cfg, data, run))
-    steps.run("export fp32/fp16/int8/onnx", export_dir / "manifest.json", lambda: _export(cfg, run, data, export_dir))
+    steps.run("export fp32/fp16/int8/onnx", export_dir / MANIFEST_NAME, lambda: _export(cfg, run, data, export_dir))
     validate = partial(_validate, export_dir, data, cfg.progress)
-    steps.run("validate exported files on the host", export_dir / "validation.json", validate)
-    validation = json.loads((export_dir / "validation.json").read_text())
+    steps.run("validate exported files on the host", export_dir / VALIDATION_NAME, validate)
+    validation = json.loads((export_dir / VALIDATION_NAME).read_text())
     if cfg.skip_bench:
         _log("[5/6] benchmark: skipped (--skip-bench)")
         steps.done.append({"step": "benchmark", "skipped": True, "seconds": 0.0})

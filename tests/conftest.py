@@ -1,14 +1,31 @@
-"""Shared fixtures: a small procedural COCO dataset made once per test session."""
+"""Shared test helpers and fixtures: `run_cli`, a procedural COCO dataset, a tiny checkpoint and its export, a
+small .tflite, and the emulated adb device — each made once per test session."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.openmp import set_openmp_wait_policy
+from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 set_openmp_wait_policy()  # as the CLI does, before any test imports torch
+
+
+def cli_command(*args: object, module: str = "blitzmask_deploy") -> list[str]:
+    """The argv of `python -m blitzmask_deploy ARGS...` (for a test that starts the CLI itself, e.g. to kill it)."""
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+def run_cli(
+    *args: object, timeout: float = 300, env: dict[str, str] | None = None, module: str = "blitzmask_deploy"
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with ARGS in a fresh interpreter (text output; exit codes are for the test to check)."""
+    command = cli_command(*args, module=module)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +36,64 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, train=24, val=8, size=128, seed=0, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained blitzmask-tiny (64×64 input, the dataset's classes) saved as a checkpoint."""
+    import torch
+
+    from blitzmask_deploy.core.checkpoints import save_checkpoint
+    from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.modeling.registry import create_model
+
+    torch.manual_seed(0)
+    dataset = CocoDataset.from_split(synth_dataset, "val")
+    model = create_model("blitzmask-tiny", num_classes=dataset.num_classes, input_size=64)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, categories=dataset.categories)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint: Path, synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny_checkpoint` exported to fp32, fp16, int8 (8 calibration images) and ONNX."""
+    import torch
+
+    from blitzmask_deploy.export.pipeline import export_checkpoint
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("export")
+    export_checkpoint(tiny_checkpoint, out, calib=synth_dataset, calib_images=8, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bench_tflite() -> Path:
+    """A 64×64 NHWC float conv-net .tflite (a few ms per run on one CPU thread)."""
+    from tests.support.tflite_models import build_tflite
+
+    return build_tflite()
+
+
+@pytest.fixture(scope="session")
+def emulated_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The started EmulatedDevice (serial `device.serial`, adb server `device.adb_address`), shared by the session.
+
+    Ports start at 5601 / 5137 and move up when another run holds them (start() also retries once on the next
+    pair). Skipped only where the device cannot run here: the Debian packages cannot be fetched, or no root /
+    namespaces for chroot and unshare.
+    """
+    from tests.support.emulated.device import EmulatedDevice, EmulatorUnavailable, free_port_pair, reap_stale
+
+    reap_stale()  # leftovers of killed runs first, so that their ports are free again
+    port, adb_port = free_port_pair()
+    device = EmulatedDevice(tmp_path_factory.mktemp("emulated-device"), port=port, adb_port=adb_port)
+    try:
+        device.start()
+    except EmulatorUnavailable as err:
+        device.stop()
+        pytest.skip(f"emulated device unavailable: {err}")
+    except BaseException:
+        device.stop()
+        raise
+    yield device
+    device.stop()

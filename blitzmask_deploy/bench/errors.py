@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from blitzmask_deploy.errors import BlitzMaskError
+from blitzmask_deploy.core.errors import BlitzMaskError
 
 
 class DeviceError(BlitzMaskError):

@@ -1,4 +1,4 @@
-"""The `local` device: the app ↔ driver protocol run on this host with ai-edge-litert (cpu / xnnpack only).
+"""The `local` device: this host running the app ↔ driver protocol with ai-edge-litert (cpu / xnnpack only).
 
 Timing: the input tensor is filled once with random values of its dtype; `first_inference_ms` is the first
 `invoke()` after `allocate_tensors()`, then `warmup` untimed runs, then `runs` timed `invoke()` calls
@@ -8,16 +8,19 @@ Timing: the input tensor is filled once with random values of its dtype; `first_
 from __future__ import annotations
 
 import importlib.metadata
+import platform
 import resource
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from blitzmask_deploy.bench.device import host_device_info
 from blitzmask_deploy.bench.protocol import base_result
 from blitzmask_deploy.bench.thermal import read_clocks, read_thermal_zones, wait_for_cooldown
 
+if TYPE_CHECKING:
+    import numpy as np
+
+LOCAL_SERIAL = "local"
 LOCAL_DELEGATES = ("cpu", "xnnpack")
 THROTTLE_RATIO = 0.9
 
@@ -88,6 +91,8 @@ def _measure(litert, model: Path, result: dict, delegate: str, threads: int, war
     result["init_ms"] = (time.perf_counter() - t0) * 1e3
     applied = "xnnpack" if any(op["op_name"] == "DELEGATE" for op in interp._get_ops_details()) else "cpu"
     result.update(delegate_applied=applied, fallback=applied != delegate)
+    import numpy as np  # not at module level: `blitzmask devices` must start without numpy
+
     rng = np.random.default_rng(0)
     for spec in interp.get_input_details():
         interp.set_tensor(spec["index"], _random_input(rng, spec["shape"], spec["dtype"]))
@@ -105,6 +110,8 @@ def _measure(litert, model: Path, result: dict, delegate: str, threads: int, war
 
 
 def _random_input(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    import numpy as np
+
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -147,3 +154,70 @@ def _sustained(interp, seconds: float, target_fps: float, cpufreq_root: Path, re
 def _mean_clock(clocks: dict) -> float | None:
     values = [v for k, v in clocks.items() if k.startswith("cpu") and v]
     return sum(values) / len(values) if values else None
+
+
+def host_device_info() -> dict:
+    """The protocol's `device` record for this host."""
+    cpu = _cpu_model()
+    return {
+        "fingerprint": f"host/{platform.node()}/{platform.system()}-{platform.release()}/{platform.machine()}",
+        "model": cpu or platform.machine(),
+        "manufacturer": "host",
+        "soc": cpu,
+        "android": None,
+        "sdk": None,
+        "abi": platform.machine(),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+class LocalDevice:
+    """This host as a benchmark device (serial 'local'): the same protocol through bench.local."""
+
+    kind = "local"
+    serial = LOCAL_SERIAL
+    adb_server = None
+
+    def __init__(
+        self,
+        *,
+        thermal_root: Path = Path("/sys/class/thermal"),
+        cpufreq_root: Path = Path("/sys/devices/system/cpu"),
+    ) -> None:
+        self.thermal_root = thermal_root
+        self.cpufreq_root = cpufreq_root
+
+    def alive(self) -> bool:
+        """Always reachable."""
+        return True
+
+    def info(self) -> dict:
+        """The host's device record."""
+        return host_device_info()
+
+    def thermal(self) -> dict[str, float]:
+        """{zone type: °C} of the host ({} when it has no thermal zones)."""
+        return read_thermal_zones(self.thermal_root)
+
+    def ensure_app(self, apk: Path | None) -> int:
+        """Nothing to install on the host."""
+        return 0
+
+    def prepare(self, model: Path, sha256: str) -> str:
+        """The model is used in place."""
+        return str(model)
+
+    def run(self, remote_model: str, *, cell_key: str, **settings: Any) -> dict:
+        """Run one cell with ai-edge-litert on the host."""
+        return run_local_benchmark(
+            Path(remote_model), thermal_root=self.thermal_root, cpufreq_root=self.cpufreq_root, **settings
+        )

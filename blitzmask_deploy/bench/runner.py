@@ -12,13 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from blitzmask_deploy.artifacts import load_manifest, manifest_path, sha256_file, verify_file
+from blitzmask_deploy.bench.device import Device
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, RuntimeMissing
 from blitzmask_deploy.bench.store import CellSpec, ResultStore
 from blitzmask_deploy.bench.thermal import wait_for_cooldown
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import load_manifest, manifest_path, sha256_file, verify_file
+from blitzmask_deploy.core.errors import BadInput
 
 SETTLE_S = 0.5  # between the two liveness checks after a device error
 
@@ -116,12 +116,12 @@ def plan_cells(models: list[ModelRef], serial: str, kind: str, info: dict, setti
 
 
 def run_sweep(
-    models: list[ModelRef], devices: list[Any], store: ResultStore, settings: Settings, *, progress: bool = True
+    models: list[ModelRef], devices: list[Device], store: ResultStore, settings: Settings, *, progress: bool = True
 ) -> SweepResult:
     """Run every missing cell on every device (one thread per device, a tqdm bar each on stderr)."""
     start = time.perf_counter()
     result = SweepResult()
-    plans: list[tuple[Any, list[CellSpec]]] = []
+    plans: list[tuple[Device, list[CellSpec]]] = []
     for device in devices:
         try:
             info = device.info()
@@ -155,7 +155,7 @@ def run_sweep(
 
 
 def _device_worker(
-    device: Any,
+    device: Device,
     cells: list[CellSpec],
     store: ResultStore,
     settings: Settings,
@@ -194,7 +194,7 @@ def _wanted(status: str | None, retry_failed: bool) -> bool:
     return status == "pending" or (status == "failed" and retry_failed)
 
 
-def _run_cell(device: Any, cell: CellSpec, store: ResultStore, settings: Settings) -> None:
+def _run_cell(device: Device, cell: CellSpec, store: ResultStore, settings: Settings) -> None:
     """Measure one cell; DeviceGone propagates (the cell stays pending), other device errors fail the cell."""
     waited = None
     if settings.cooldown_c is not None:
@@ -230,7 +230,7 @@ def _run_cell(device: Any, cell: CellSpec, store: ResultStore, settings: Setting
     store.finish(cell.key, outcome, cooldown_s=waited)
 
 
-def _still_alive(device: Any) -> bool:
+def _still_alive(device: Device) -> bool:
     """alive() twice, SETTLE_S apart, before an error may fail a cell: the error of an unplug can arrive while the
     adb server still lists the device, and a failed cell is not retried by a plain rerun, a pending one is."""
     if not device.alive():

@@ -23,8 +23,8 @@ from blitzmask_deploy.cli import (
     train,
     validate,
 )
-from blitzmask_deploy.errors import BadInput, CheckFailed
-from blitzmask_deploy.openmp import set_openmp_wait_policy
+from blitzmask_deploy.core.errors import BadInput, CheckFailed
+from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 app = typer.Typer(
     name="blitzmask",
@@ -44,9 +44,9 @@ def _root(
 ) -> None:
     """BlitzMask Deploy: train, export (TFLite fp32/fp16/int8, ONNX), validate and benchmark on phones."""
     if version:
-        from blitzmask_deploy import __version__
+        from blitzmask_deploy.core.version import VERSION
 
-        print(__version__)
+        print(VERSION)
         raise typer.Exit(0)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from blitzmask_deploy.cli.common import emit_json, info, split_csv
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 
 DEFAULT_APK = Path("android_bench/build/blitzmask-bench.apk")
 
@@ -23,7 +23,7 @@ def devices_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """List the local host device and every device of the adb server(s)."""
-    from blitzmask_deploy.bench.device import list_devices
+    from blitzmask_deploy.bench.discovery import list_devices
 
     entries, notes = list_devices(adb or None)
     for note in notes:
@@ -69,7 +69,7 @@ def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Benchmark models × delegates × threads × devices into a resumable SQLite store."""
-    from blitzmask_deploy.bench.device import open_devices
+    from blitzmask_deploy.bench.discovery import open_devices
     from blitzmask_deploy.bench.protocol import DELEGATES
     from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
     from blitzmask_deploy.bench.store import ResultStore

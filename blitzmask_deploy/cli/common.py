@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import typer
 
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 
 
 def emit_json(obj: Any) -> None:
@@ -60,3 +61,9 @@ def split_csv(value: str | None, allowed: set[str] | None = None, what: str = "v
         if unknown:
             raise BadInput(f"unknown {what} {', '.join(unknown)} (choose from {', '.join(sorted(allowed))})")
     return items
+
+
+def default(config: type, name: str) -> Any:
+    """The default of field `name` of dataclass `config`: options take their defaults from the library's config."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default

@@ -21,7 +21,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """COCO mask AP (and box AP when the predictions carry boxes)."""
-    from blitzmask_deploy.validate.coco_eval import evaluate
+    from blitzmask_deploy.data.coco_eval import evaluate
 
     result = evaluate(gt, pred, backend=backend)
     if as_json:

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from blitzmask_deploy.cli.common import emit_json, existing_path, info, split_csv
-
-_FORMATS = ("fp32", "fp16", "int8", "onnx")
+from blitzmask_deploy.core.artifacts import EXPORT_FORMATS
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +18,7 @@ def register(app: typer.Typer) -> None:
 def export_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pt) from `blitzmask train`."),
     out: Path = typer.Option(..., "--out", help="Export directory (created; files are overwritten)."),
-    formats: str = typer.Option(",".join(_FORMATS), "--formats", help="Comma list of fp32, fp16, int8, onnx."),
+    formats: str = typer.Option(",".join(EXPORT_FORMATS), "--formats", help="Comma list of fp32, fp16, int8, onnx."),
     calib: Path | None = typer.Option(
         None, "--calib", help="Calibration images for int8: a COCO dataset dir (uses images/train) or image folder."
     ),
@@ -28,7 +27,7 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint to TFLite (fp32, fp16, full-int8) and ONNX, with a manifest of every file."""
     existing_path(ckpt, "checkpoint")
-    chosen = split_csv(formats, set(_FORMATS), "format")
+    chosen = split_csv(formats, set(EXPORT_FORMATS), "format")
     if calib is not None:
         existing_path(calib, "calibration data")
     from blitzmask_deploy.export.pipeline import export_checkpoint

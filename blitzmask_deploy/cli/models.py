@@ -18,7 +18,7 @@ def models_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """List BlitzMask variants: backbone, parameters, GMACs at the default (or given) input size."""
-    from blitzmask_deploy.errors import BadInput
+    from blitzmask_deploy.core.errors import BadInput
     from blitzmask_deploy.modeling.registry import list_variants, variant_config
 
     if input_size and (input_size < 32 or input_size % 32):

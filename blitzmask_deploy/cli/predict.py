@@ -23,7 +23,7 @@ def predict_cmd(
 ) -> None:
     """Predict instance masks for IMAGES and draw them."""
     existing_path(model, "model")
-    from blitzmask_deploy.validate.predict import predict_images
+    from blitzmask_deploy.inference.predict import predict_images
 
     summary = predict_images(model, images, out, score_threshold=score_threshold)
     if as_json:

@@ -29,7 +29,7 @@ def report_cmd(
 ) -> None:
     """Write a self-contained report.html (Pareto, latency, AP drop, thermal, roofline) and summary.md."""
     from blitzmask_deploy.report.html import write_report
-    from blitzmask_deploy.report.results import load_results
+    from blitzmask_deploy.report.sources import load_results
 
     loaded = load_results(existing_path(results, "results"))
     files = write_report(loaded, out, budgets=budgets)
@@ -67,7 +67,7 @@ def gate_cmd(
 ) -> None:
     """Exit 1 when any file's AP drop or any cell's p50 latency exceeds its budget; print the checks."""
     from blitzmask_deploy.report.gate import run_gate
-    from blitzmask_deploy.report.results import load_results
+    from blitzmask_deploy.report.sources import load_results
 
     result = run_gate(load_results(existing_path(results, "results")), budgets=budgets, max_latency_ms=max_latency_ms)
     emit_verdict(result, as_json)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, existing_path
+from blitzmask_deploy.cli.common import default, emit_json, existing_path
+from blitzmask_deploy.train.config import TrainConfig
+
+_RECIPE = "(default: the recipe for this hardware, printed at start)"
 
 
 def register(app: typer.Typer) -> None:
@@ -20,28 +23,36 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="Run directory: last.pt, best.pt, metrics.json."),
     epochs: int | None = typer.Option(None, "--epochs", help="Train for this many epochs."),
     minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes (schedule by time)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Global batch size (split across torchrun ranks)."),
-    lr: float = typer.Option(1e-2, "--lr", help="Peak learning rate."),
-    optimizer: str = typer.Option(
-        "adamw", "--optimizer", help="adamw, sgd, or muon (Muon on the inner convs, AdamW on the rest)."
+    batch_size: int | None = typer.Option(None, "--batch-size", help=f"Global batch size {_RECIPE}."),
+    lr: float | None = typer.Option(None, "--lr", help=f"Peak learning rate {_RECIPE}."),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help=f"adamw, sgd, or muon (Muon on the inner convs, AdamW on the rest) {_RECIPE}."
     ),
-    input_size: int = typer.Option(320, "--input-size", help="Square training/eval input size (multiple of 32)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.pt."),
-    workers: int = typer.Option(2, "--workers", help="DataLoader worker processes."),
-    seed: int = typer.Option(0, "--seed", help="Seed of init, shuffling and augmentation."),
-    mosaic: float = typer.Option(1.0, "--mosaic", help="Probability that a training sample is a 2×2 mosaic."),
+    input_size: int = typer.Option(
+        default(TrainConfig, "input_size"), "--input-size", help="Square training/eval input size (multiple of 32)."
+    ),
+    resume: bool = typer.Option(default(TrainConfig, "resume"), "--resume", help="Continue exactly from OUT/last.pt."),
+    workers: int | None = typer.Option(None, "--workers", help=f"DataLoader worker processes {_RECIPE}."),
+    seed: int = typer.Option(default(TrainConfig, "seed"), "--seed", help="Seed of init, shuffling and augmentation."),
+    mosaic: float = typer.Option(
+        default(TrainConfig, "mosaic"), "--mosaic", help="Probability that a training sample is a 2×2 mosaic."
+    ),
     close_mosaic: float = typer.Option(
-        0.1, "--close-mosaic", help="No mosaics in epochs starting in this last fraction of training."
+        default(TrainConfig, "close_mosaic"),
+        "--close-mosaic",
+        help="No mosaics in epochs starting in this last fraction of training.",
     ),
-    threads: int = typer.Option(0, "--threads", help="Torch threads per process (0 = CPU cores ÷ ranks)."),
+    threads: int | None = typer.Option(None, "--threads", help=f"Torch threads per process {_RECIPE}."),
     cache: bool = typer.Option(
-        True, "--cache/--no-cache", help="Keep decoded training images in RAM (shared by the workers) when they fit."
+        default(TrainConfig, "cache"),
+        "--cache/--no-cache",
+        help="Keep decoded training images in RAM (shared by the workers) when they fit.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
 ) -> None:
     """Train VARIANT on DIR; val mask AP of the EMA model goes to OUT/metrics.json."""
     existing_path(data, "dataset")
-    from blitzmask_deploy.train.loop import TrainConfig, train
+    from blitzmask_deploy.train.trainer import train
 
     cfg = TrainConfig(
         data=data,

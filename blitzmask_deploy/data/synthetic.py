@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from blitzmask_deploy.data.coco import masks_to_rle
+from blitzmask_deploy.core.masks import masks_to_rle
 
 CATEGORIES: list[dict] = [
     {"id": i + 1, "name": name, "supercategory": "shape"}
@@ -256,7 +256,7 @@ def generate_dataset(
     `workers` processes render in parallel (default: up to 2, the CPU count); the output is identical for any
     number of workers.
     """
-    from blitzmask_deploy.errors import BadInput
+    from blitzmask_deploy.core.errors import BadInput
 
     if train < 0 or val < 0:
         raise BadInput(f"image counts must be >= 0 (got train={train}, val={val})")

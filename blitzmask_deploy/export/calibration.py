@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from blitzmask_deploy.errors import BadInput
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.data.images import IMAGE_SUFFIXES
 
 
 def calibration_files(data: Path, count: int) -> list[Path]:
@@ -18,7 +17,7 @@ def calibration_files(data: Path, count: int) -> list[Path]:
         raise BadInput(f"calibration data not found: {data} (give a dataset directory or a folder of images)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise BadInput(f"no calibration images (*.png, *.jpg) under {root}")
+        raise BadInput(f"no calibration images (*.png, *.jpg, ...) under {root}")
     if count <= 0:
         raise BadInput(f"--calib-images must be positive, got {count}")
     picks = np.linspace(0, len(files) - 1, num=min(count, len(files))).round().astype(int)
@@ -27,18 +26,13 @@ def calibration_files(data: Path, count: int) -> list[Path]:
 
 def calibration_images(data: Path, input_size: int, count: int, *, progress: bool = True) -> list[np.ndarray]:
     """(1,S,S,3) float32 arrays in [0,1] of up to `count` images from `data` (see calibration_files)."""
-    from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
 
-    from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
+    from blitzmask_deploy.data.images import read_image
+    from blitzmask_deploy.inference.preprocess import preprocess
 
-    batches = []
-    for path in tqdm(calibration_files(data, count), desc="calibration images", disable=not progress, leave=False):
-        try:
-            with Image.open(path) as img:
-                rgb = np.asarray(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as err:
-            raise BadInput(f"cannot read calibration image {path}: {err}") from None
-        boxed, _ = letterbox_image(rgb, input_size)
-        batches.append(to_input_tensor(boxed)[None])
-    return batches
+    files = calibration_files(data, count)
+    return [
+        preprocess(read_image(path), input_size)[0]
+        for path in tqdm(files, desc="calibration images", disable=not progress, leave=False)
+    ]

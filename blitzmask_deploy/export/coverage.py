@@ -13,8 +13,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from blitzmask_deploy.artifacts import ExportedFile, load_manifest, verify_file
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import ExportedFile, load_manifest, verify_file
+from blitzmask_deploy.core.errors import BadInput
 
 _GPU_OPS = frozenset(  # op types TFLite's GPU delegate implements (gpu_compatibility.cc)
     """ABS ADD ADD_N ATAN2 AVERAGE_POOL_2D BATCH_MATMUL CAST CEIL CONCATENATION CONV_2D COS CUMSUM DENSIFY

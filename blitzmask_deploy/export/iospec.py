@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blitzmask_deploy.artifacts import QuantParams, TensorSpec
+from blitzmask_deploy.core.artifacts import QuantParams, TensorSpec
 from blitzmask_deploy.export.tflite import SIGNATURE
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 3: "int8", 2: "uint8", 6: "int32", 7: "int64"}

@@ -12,16 +12,17 @@ from pathlib import Path
 
 from torch import nn
 
-from blitzmask_deploy.artifacts import CheckpointRef, ExportedFile, Manifest, sha256_file, write_manifest
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import (
+    EXPORT_FORMATS,
+    FILE_NAMES,
+    CheckpointRef,
+    ExportedFile,
+    Manifest,
+    sha256_file,
+    write_manifest,
+)
+from blitzmask_deploy.core.errors import BadInput
 
-FORMATS = ("fp32", "fp16", "int8", "onnx")
-FILE_NAMES = {
-    "fp32": "model_fp32.tflite",
-    "fp16": "model_fp16.tflite",
-    "int8": "model_int8.tflite",
-    "onnx": "model.onnx",
-}
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 
 
@@ -29,24 +30,26 @@ def export_checkpoint(
     ckpt: Path,
     out: Path,
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
     progress: bool = True,
 ) -> Manifest:
     """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib`."""
-    from blitzmask_deploy.checkpoint import load_checkpoint
+    from blitzmask_deploy.core.checkpoints import read_checkpoint
+    from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
     _check_formats(formats, calib)
-    loaded = load_checkpoint(ckpt)
+    checkpoint = read_checkpoint(ckpt)
+    model = model_from_checkpoint(checkpoint)
     return export_model(
-        loaded.model,
+        model,
         out,
-        variant=loaded.config.variant,
-        input_size=loaded.config.input_size,
-        categories=loaded.categories,
-        checkpoint=CheckpointRef(path=str(Path(ckpt).resolve()), sha256=loaded.sha256),
-        architecture=_architecture(loaded.model, loaded.config),
+        variant=model.config.variant,
+        input_size=model.config.input_size,
+        categories=checkpoint.categories,
+        checkpoint=CheckpointRef(path=str(Path(ckpt).resolve()), sha256=checkpoint.sha256),
+        architecture=_architecture(model, model.config),
         formats=formats,
         calib=calib,
         calib_images=calib_images,
@@ -63,7 +66,7 @@ def export_model(
     categories: list[dict],
     checkpoint: CheckpointRef,
     architecture: dict | None = None,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
     progress: bool = True,
@@ -76,7 +79,7 @@ def export_model(
     from blitzmask_deploy.export.wrapper import ExportWrapper, fuse_conv_bn, head_names
 
     _check_formats(formats, calib)
-    wanted = [f for f in FORMATS if f in formats]
+    wanted = [f for f in EXPORT_FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     out.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(fuse_conv_bn(model))
@@ -141,9 +144,11 @@ def toolchain_versions() -> dict[str, str]:
 
 
 def _check_formats(formats: Sequence[str], calib: Path | None) -> None:
-    unknown = [f for f in formats if f not in FORMATS]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
-        raise BadInput(f"unknown export format(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(FORMATS)})")
+        raise BadInput(
+            f"unknown export format(s) {', '.join(unknown) or '(none)'} (choose from {', '.join(EXPORT_FORMATS)})"
+        )
     if "int8" in formats and calib is None:
         raise BadInput("int8 export needs calibration images: pass --calib DATA (a dataset or image folder)")
 

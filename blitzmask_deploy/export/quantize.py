@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.export.tflite import SIGNATURE, stdout_to_stderr
 from blitzmask_deploy.export.wrapper import INPUT_NAME
 

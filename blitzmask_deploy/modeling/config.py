@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 
 BACKBONES = (
     "efficientnet-lite-tiny",

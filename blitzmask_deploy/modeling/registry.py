@@ -1,53 +1,42 @@
-"""Registry of BlitzMask variants: `create_model(name, **overrides)`, `variant_config`, `list_variants`."""
+"""Registry of BlitzMask variants: `create_model(name, **overrides)`, `variant_config`, `list_variants`.
+
+Each variant is defined once, by its card `models/<variant>/model.yaml` (core.cards); the registry builds
+`ModelConfig`s from the cards, so the cards and the models cannot disagree.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-from blitzmask_deploy.errors import BadInput
-from blitzmask_deploy.modeling.config import ModelConfig
+from blitzmask_deploy.core.cards import list_model_cards, load_model_card
+from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.modeling.config import BACKBONES, ModelConfig
 
 if TYPE_CHECKING:
+    from blitzmask_deploy.core.checkpoints import CheckpointFile
     from blitzmask_deploy.modeling.blitzmask import BlitzMask
 
-# EfficientNet-Lite width/depth multipliers (lite0..lite4); neck/head widths grow from 64 (b0) to 96 (b4).
-_LITE = {0: (1.0, 1.0, 64), 1: (1.0, 1.1, 64), 2: (1.1, 1.2, 80), 3: (1.2, 1.4, 80), 4: (1.4, 1.8, 96)}
 
-_VARIANTS: dict[str, ModelConfig] = {
-    "blitzmask-tiny": ModelConfig(
-        variant="blitzmask-tiny",
-        backbone="efficientnet-lite-tiny",
-        width_mult=0.35,
-        depth_mult=0.34,
-        neck_channels=32,
-        head_channels=32,
-        head_convs=0,  # 1×1 heads on the neck: 1.6× the training throughput of one conv per head
-    ),
-    **{
-        f"blitzmask-b{i}": ModelConfig(
-            variant=f"blitzmask-b{i}",
-            backbone=f"efficientnet-lite{i}",
-            width_mult=w,
-            depth_mult=d,
-            neck_channels=c,
-            head_channels=c,
-            head_convs=2,
-        )
-        for i, (w, d, c) in _LITE.items()
-    },
-}
+@functools.cache
+def _variants() -> dict[str, ModelConfig]:
+    """Every variant with a card, smallest backbone first."""
+    configs = [ModelConfig.from_dict(load_model_card(name).architecture()) for name in list_model_cards()]
+    configs.sort(key=lambda c: (BACKBONES.index(c.backbone), c.variant))
+    return {c.variant: c for c in configs}
 
 
 def list_variants() -> list[str]:
     """Registered variant names, smallest first."""
-    return list(_VARIANTS)
+    return list(_variants())
 
 
 def variant_config(name: str, **overrides: Any) -> ModelConfig:
     """The default config of variant `name` with `overrides` applied (unknown name or field → BadInput)."""
-    if name not in _VARIANTS:
-        raise BadInput(f"unknown model {name!r} (choose from {', '.join(_VARIANTS)})")
-    return _VARIANTS[name].replace(**overrides) if overrides else _VARIANTS[name]
+    variants = _variants()
+    if name not in variants:
+        raise BadInput(f"unknown model {name!r} (choose from {', '.join(variants)})")
+    return variants[name].replace(**overrides) if overrides else variants[name]
 
 
 def create_model(name: str, **overrides: Any) -> BlitzMask:
@@ -55,3 +44,22 @@ def create_model(name: str, **overrides: Any) -> BlitzMask:
     from blitzmask_deploy.modeling.blitzmask import BlitzMask
 
     return BlitzMask(variant_config(name, **overrides))
+
+
+def model_from_checkpoint(checkpoint: CheckpointFile) -> BlitzMask:
+    """The model a checkpoint describes, with its weights, in eval mode; weights that do not fit → BadInput."""
+    from blitzmask_deploy.modeling.blitzmask import BlitzMask
+
+    model = BlitzMask(ModelConfig.from_dict(checkpoint.config))
+    num_classes = len(checkpoint.categories)
+    if model.config.num_classes != num_classes:
+        raise BadInput(
+            f"{checkpoint.path}: the model has {model.config.num_classes} classes but {num_classes} categories"
+        )
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except (RuntimeError, TypeError) as err:
+        raise BadInput(
+            f"{checkpoint.path}: weights do not match the saved config ({str(err).splitlines()[0][:200]})"
+        ) from None
+    return model.eval()

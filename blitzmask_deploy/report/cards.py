@@ -10,8 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from blitzmask_deploy.config import MeasuredPerf, load_perf, save_perf
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.cards import MeasuredPerf, load_perf, save_perf
+from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
 _EPS = 1e-9
@@ -88,7 +88,7 @@ def load_budget_file(path: Path) -> Any:
     import yaml
     from pydantic import ValidationError
 
-    from blitzmask_deploy.config import NumericsCard
+    from blitzmask_deploy.core.cards import NumericsCard
 
     if not path.is_file():
         raise BadInput(f"budgets file not found: {path}")
@@ -118,7 +118,7 @@ class Budgets:
         if self._explicit is not None:
             return self._explicit
         if variant not in self._cards:
-            from blitzmask_deploy.config import load_numerics
+            from blitzmask_deploy.core.cards import load_numerics
 
             try:
                 self._cards[variant] = load_numerics(variant)

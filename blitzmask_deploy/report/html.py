@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from blitzmask_deploy import __version__
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.version import VERSION
 from blitzmask_deploy.report import plots
 from blitzmask_deploy.report.gate import TABLE_HEADER, Budgets, GateResult, run_gate
 from blitzmask_deploy.report.markdown import HEADER, row_cells, summary_markdown
@@ -141,7 +141,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         "<!doctype html><html><head><meta charset='utf-8'><title>BlitzMask Deploy report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>BlitzMask Deploy report</h1>",
-        f"<p class='meta'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by blitzmask-deploy {__version__} "
+        f"<p class='meta'>generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by blitzmask-deploy {VERSION} "
         f"from <code>{html.escape(str(results.source))}</code></p>",
         "<ul>" + "".join(f"<li>{r}</li>" for r in refs),
         f"<li>{len(results.files())} exported files with host AP, {len(results.benchmarked())} benchmark cells "

@@ -1,1 +1,1 @@
-"""Training: `loop.train(TrainConfig)` with data (train/data.py), optimizer/schedule, EMA and torchrun DDP helpers."""
+"""Training: `trainer.train(TrainConfig)` with the loss, batches (train/data.py), optimizers, EMA and DDP."""

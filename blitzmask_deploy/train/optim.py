@@ -8,9 +8,8 @@ import math
 import torch
 from torch import nn
 
-from blitzmask_deploy.errors import BadInput
-
-OPTIMIZERS = ("adamw", "sgd", "muon")
+from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.train.config import OPTIMIZERS
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:

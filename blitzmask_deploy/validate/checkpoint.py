@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.errors import BadInput
 
 METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large", "box_ap")
 
@@ -45,24 +45,26 @@ class CheckpointValidation:
 
 def validate_checkpoint(ckpt: Path, data: Path, *, max_images: int = 0) -> CheckpointValidation:
     """Evaluate checkpoint `ckpt` on `data`'s val split with the torch runtime and the shared decode."""
-    from blitzmask_deploy.checkpoint import load_checkpoint
+    from blitzmask_deploy.core.checkpoints import read_checkpoint
     from blitzmask_deploy.data.coco import CocoDataset
-    from blitzmask_deploy.validate.predict import evaluate_run, latency_p50, predict_dataset
-    from blitzmask_deploy.validate.runtimes import TorchRuntime
+    from blitzmask_deploy.inference.dataset import evaluate_run, latency_p50, predict_dataset
+    from blitzmask_deploy.inference.runtimes import TorchRuntime
+    from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
-    loaded = load_checkpoint(Path(ckpt))
+    checkpoint = read_checkpoint(Path(ckpt))
+    model = model_from_checkpoint(checkpoint)
     dataset = CocoDataset.from_split(Path(data), "val")
-    saved = [c["id"] for c in loaded.categories]
+    saved = [c["id"] for c in checkpoint.categories]
     if saved != list(dataset.cat_index_to_id):
         raise BadInput(
             f"{data}: categories differ from the checkpoint's ({len(saved)} saved, {dataset.num_classes} here)"
         )
-    runtime = TorchRuntime(loaded.model, loaded.config.input_size)
+    runtime = TorchRuntime(model, model.config.input_size)
     run = predict_dataset(runtime, dataset, max_images=max_images, desc="validate torch")
     return CheckpointValidation(
-        model=loaded.config.variant,
+        model=model.config.variant,
         checkpoint=Path(ckpt),
-        sha256=loaded.sha256,
+        sha256=checkpoint.sha256,
         images=len(run.image_ids),
         metrics=evaluate_run(run, dataset),
         latency_ms_p50=latency_p50(run),

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from blitzmask_deploy.artifacts import ExportedFile, Manifest, load_manifest, sha256_file
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import VALIDATION_NAME, ExportedFile, Manifest, load_manifest, sha256_file
+from blitzmask_deploy.core.errors import BadInput
 
-RESULT_NAME = "validation.json"
+if TYPE_CHECKING:
+    from blitzmask_deploy.modeling.blitzmask import BlitzMask
+
 _EPS = 1e-9
 
 
@@ -110,24 +113,24 @@ def run_validate_export(
     export_dir: Path, data: Path, *, max_images: int = 0, threads: int = 2, progress: bool = True
 ) -> ExportValidation:
     """Validate every file of `export_dir` on `data`'s val split; writes `export_dir/validation.json`."""
-    from blitzmask_deploy.config import load_numerics
+    from blitzmask_deploy.core.cards import load_numerics
     from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.inference.dataset import evaluate_run, latency_p50, predict_dataset
+    from blitzmask_deploy.inference.runtimes import TorchRuntime, open_runtime
     from blitzmask_deploy.validate.parity import measure_parity, parity_inputs
-    from blitzmask_deploy.validate.predict import evaluate_run, latency_p50, predict_dataset
-    from blitzmask_deploy.validate.runtimes import TorchRuntime, open_runtime
 
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
     if not manifest.files:
         raise BadInput(f"{export_dir}: the manifest lists no exported files")
     runtimes = [open_runtime(export_dir, f, threads=threads) for f in manifest.files]  # sha256 + readability first
-    loaded = _load_source_checkpoint(manifest)
+    model = _load_source_checkpoint(manifest)
     numerics = load_numerics(manifest.variant)
     dataset = CocoDataset.from_split(Path(data), "val")
     if [c["id"] for c in manifest.categories] != list(dataset.cat_index_to_id):
         raise BadInput(f"{data}: categories differ from the export's ({len(manifest.categories)} in the manifest)")
 
-    reference = TorchRuntime(loaded.model, manifest.input_size, threads=threads)
+    reference = TorchRuntime(model, manifest.input_size, threads=threads)
     ref_run = predict_dataset(reference, dataset, max_images=max_images, progress=progress, desc="validate torch")
     ref_ap = float(evaluate_run(ref_run, dataset)["mask_ap"])
     images = parity_inputs(dataset, manifest.input_size)
@@ -156,23 +159,24 @@ def run_validate_export(
         reference_latency_ms_p50=latency_p50(ref_run),
         files=results,
     )
-    (export_dir / RESULT_NAME).write_text(json.dumps(validation.to_json(), indent=2) + "\n")
+    (export_dir / VALIDATION_NAME).write_text(json.dumps(validation.to_json(), indent=2) + "\n")
     return validation
 
 
-def _load_source_checkpoint(manifest: Manifest):
-    """The checkpoint the export came from, checked to be the same bytes and the same variant."""
-    from blitzmask_deploy.checkpoint import load_checkpoint
+def _load_source_checkpoint(manifest: Manifest) -> BlitzMask:
+    """The model of the checkpoint the export came from, checked to be the same bytes and the same variant."""
+    from blitzmask_deploy.core.checkpoints import read_checkpoint
+    from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
     path = Path(manifest.checkpoint.path)
     if not path.is_file():
         raise BadInput(f"the export's source checkpoint is missing: {path}")
     if sha256_file(path) != manifest.checkpoint.sha256:
         raise BadInput(f"{path}: sha256 differs from the manifest's checkpoint (retrained since the export?)")
-    loaded = load_checkpoint(path)
-    if loaded.config.variant != manifest.variant:
-        raise BadInput(f"{path}: checkpoint is {loaded.config.variant}, the export is {manifest.variant}")
-    return loaded
+    model = model_from_checkpoint(read_checkpoint(path))
+    if model.config.variant != manifest.variant:
+        raise BadInput(f"{path}: checkpoint is {model.config.variant}, the export is {manifest.variant}")
+    return model
 
 
 def _budget(numerics, name: str) -> dict[str, float | None]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from blitzmask_deploy.validate.runtimes import Runtime
+from blitzmask_deploy.inference.runtimes import Runtime
 
 
 def parity_inputs(dataset, input_size: int, count: int = 4) -> np.ndarray:
     """The first `count` images of `dataset`, letterboxed as for prediction: (N,S,S,3) float32 in [0,1]."""
-    from blitzmask_deploy.data.transforms import letterbox_image, to_input_tensor
+    from blitzmask_deploy.inference.preprocess import preprocess
 
     n = min(count, len(dataset))
-    return np.stack([to_input_tensor(letterbox_image(dataset[i].image, input_size)[0]) for i in range(n)])
+    return np.concatenate([preprocess(dataset[i].image, input_size)[0] for i in range(n)])
 
 
 def head_parity(

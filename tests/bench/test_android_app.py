@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.bench.emulated_apk import read_apk_info
+from tests.support.emulated.apk import read_apk_info
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "android_bench"

@@ -7,19 +7,19 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.bench.device import AndroidDevice, list_devices
+from blitzmask_deploy.bench.adb import AndroidDevice
+from blitzmask_deploy.bench.discovery import list_devices
 from blitzmask_deploy.bench.protocol import PACKAGE
 from blitzmask_deploy.bench.runner import ModelRef, Settings, run_sweep
 from blitzmask_deploy.bench.store import ResultStore
+from tests.conftest import cli_command, run_cli
 
-pytest_plugins = ["fixtures_models"]
 pytestmark = pytest.mark.e2e
 
 
@@ -35,7 +35,7 @@ def emu(request: pytest.FixtureRequest):
 @pytest.fixture(scope="module")
 def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dummy benchmark APK (versionCode 1) with its build sidecar."""
-    from fake_apk import write_apk
+    from tests.support.fake_apk import write_apk
 
     path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 1, "0.1.0")
     path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 1}))
@@ -44,7 +44,7 @@ def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def hostile_model(bench_tflite: Path, tmp_path: Path) -> ModelRef:
-    from blitzmask_deploy.artifacts import sha256_file
+    from blitzmask_deploy.core.artifacts import sha256_file
 
     path = tmp_path / "it's a $(model); `x`.tflite"
     path.write_bytes(bench_tflite.read_bytes())
@@ -56,10 +56,7 @@ def test_devices_lists_the_emulated_phone(emu) -> None:
     (phone,) = [e for e in entries if e.serial == emu.serial]
     assert notes == [] and phone.kind == "adb" and phone.state == "device"
     assert phone.model == "BlitzMask Emulated" and phone.android and phone.abi and phone.adb_server == emu.adb_address
-    out = subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", "devices", "--adb", emu.adb_address, "--json"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    out = run_cli("devices", "--adb", emu.adb_address, "--json", timeout=60)
     assert out.returncode == 0, out.stderr
     serials = {d["serial"]: d["kind"] for d in json.loads(out.stdout)["devices"]}
     assert serials == {"local": "local", emu.serial: "adb"}
@@ -117,8 +114,8 @@ def test_unplug_mid_sweep_then_rerun_completes(emu, apk: Path, hostile_model: Mo
 
 def _bench_cmd(emu, apk: Path, model: Path, store: Path, *settings: str) -> list[str]:
     """`blitzmask bench MODEL` on the emulated device with `settings`, JSON out."""
-    return [sys.executable, "-m", "blitzmask_deploy.cli.app", "bench", str(model), "--device", emu.serial, "--adb",
-            emu.adb_address, "--apk", str(apk), *settings, "--store", str(store), "--json"]  # fmt: skip
+    return cli_command("bench", model, "--device", emu.serial, "--adb", emu.adb_address, "--apk", apk, *settings,
+                       "--store", store, "--json")  # fmt: skip
 
 
 def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_path: Path) -> None:

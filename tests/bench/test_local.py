@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.bench.device import LocalDevice
-from blitzmask_deploy.bench.local import run_local_benchmark
+from blitzmask_deploy.bench.local import LocalDevice, run_local_benchmark
 from blitzmask_deploy.bench.protocol import REQUIRED_KEYS, base_result, parse_result
-
-pytest_plugins = ["fixtures_models"]
 
 
 def _cpufreq(root: Path, khz: int, n: int = 2) -> Path:

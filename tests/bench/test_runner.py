@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.artifacts import CheckpointRef, ExportedFile, Manifest, TensorSpec, sha256_file, write_manifest
 from blitzmask_deploy.bench import runner
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout
 from blitzmask_deploy.bench.protocol import base_result
 from blitzmask_deploy.bench.runner import ModelRef, Settings, expand_models, run_sweep
 from blitzmask_deploy.bench.store import ResultStore
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import (
+    CheckpointRef,
+    ExportedFile,
+    Manifest,
+    TensorSpec,
+    sha256_file,
+    write_manifest,
+)
+from blitzmask_deploy.core.errors import BadInput
 
 
 class FakeDevice:

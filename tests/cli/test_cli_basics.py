@@ -9,13 +9,8 @@ import sys
 import pytest
 
 import blitzmask_deploy
-from blitzmask_deploy.openmp import SPIN_COUNT
-
-
-def run_cli(
-    *args: str, module: str = "blitzmask_deploy.cli.app", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120, env=env)
+from blitzmask_deploy.core.openmp import SPIN_COUNT
+from tests.conftest import run_cli
 
 
 def test_help_lists_commands_and_does_not_import_torch() -> None:

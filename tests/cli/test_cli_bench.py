@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import cli_command, run_cli
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_bench_tflite.py"
-CLI = [sys.executable, "-m", "blitzmask_deploy.cli.app"]
 
 
 def _free_port() -> int:
@@ -51,7 +52,7 @@ def _rows(store: Path) -> list[dict]:
 def test_devices_json_without_adb_server_lists_local_fast() -> None:
     env = _env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([*CLI, "devices", "--json"], capture_output=True, text=True, timeout=60, env=env)
+    out = run_cli("devices", "--json", timeout=60, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # wall time varies with load
     assert out.returncode == 0, out.stderr
@@ -69,9 +70,9 @@ def test_devices_json_without_adb_server_lists_local_fast() -> None:
 
 def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) -> None:
     store = tmp_path / "r.sqlite"
-    args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack,gpu", "--threads", "1,2",
-            "--warmup", "1", "--runs", "20", "--store", str(store), "--json"]  # fmt: skip
-    out = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    args = ["bench", model, "--device", "local", "--delegate", "cpu,xnnpack,gpu", "--threads", "1,2",
+            "--warmup", "1", "--runs", "20", "--store", store, "--json"]  # fmt: skip
+    out = run_cli(*args, env=_env())
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert (report["done"], report["failed"], report["pending"], report["ran"]) == (4, 2, 0, 6)
@@ -83,9 +84,9 @@ def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) ->
             assert cell["runs"] == 20 and cell["fps"] > 0 and cell["init_ms"] > 0
     rows = _rows(store)
     assert len(rows) == 6 and all(len(json.loads(r["runs_ms"])) == 20 for r in rows if r["status"] == "done")
-    again = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    again = run_cli(*args, env=_env())
     assert json.loads(again.stdout)["ran"] == 0 and len(_rows(store)) == 6
-    table = subprocess.run(args[:-1], capture_output=True, text=True, timeout=300, env=_env())
+    table = run_cli(*args[:-1], env=_env())
     assert table.returncode == 0 and "p50 ms" in table.stdout and "xnnpack" in table.stdout
 
 
@@ -93,8 +94,8 @@ def test_bench_local_stores_percentiles_per_cell(model: Path, tmp_path: Path) ->
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_sweep_resumes_without_duplicates(model: Path, tmp_path: Path, sig: signal.Signals) -> None:
     store = tmp_path / "r.sqlite"
-    args = [*CLI, "bench", str(model), "--device", "local", "--delegate", "cpu,xnnpack", "--threads", "1,2",
-            "--warmup", "0", "--runs", "1000", "--store", str(store), "--json"]  # fmt: skip
+    args = cli_command("bench", model, "--device", "local", "--delegate", "cpu,xnnpack", "--threads", "1,2",
+                       "--warmup", "0", "--runs", "1000", "--store", store, "--json")  # fmt: skip
     # as from a terminal: a shell starting background jobs (e.g. CI) leaves SIGINT ignored, which children inherit
     reset_sigint = partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), preexec_fn=reset_sigint)
@@ -134,13 +135,11 @@ def test_killed_sweep_resumes_without_duplicates(model: Path, tmp_path: Path, si
     ],
 )
 def test_bench_bad_input_is_one_line_exit_2(model: Path, tmp_path: Path, extra: list[str], message: str) -> None:
-    args = [*CLI, "bench", str(model), "--store", str(tmp_path / "r.sqlite"), *extra]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=_env())
+    out = run_cli("bench", model, "--store", tmp_path / "r.sqlite", *extra, timeout=60, env=_env())
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
 
 
 def test_bench_missing_model_is_exit_2(tmp_path: Path) -> None:
-    out = subprocess.run([*CLI, "bench", str(tmp_path / "nope.tflite"), "--store", str(tmp_path / "r.sqlite")],
-                         capture_output=True, text=True, timeout=60, env=_env())  # fmt: skip
+    out = run_cli("bench", tmp_path / "nope.tflite", "--store", tmp_path / "r.sqlite", timeout=60, env=_env())
     assert out.returncode == 2 and out.stderr.strip() == f"error: model not found: {tmp_path / 'nope.tflite'}"

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=300
-    )
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")

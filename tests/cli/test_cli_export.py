@@ -9,11 +9,7 @@ from pathlib import Path
 
 import pytest
 
-
-def run_cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=timeout
-    )
+from tests.conftest import run_cli
 
 
 def run_in_process(args: list[str], monkeypatch, capsys) -> subprocess.CompletedProcess[str]:
@@ -38,7 +34,7 @@ def _one_error_line(r: subprocess.CompletedProcess[str], fragment: str) -> None:
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from blitzmask_deploy.checkpoint import save_checkpoint
+    from blitzmask_deploy.core.checkpoints import save_checkpoint
     from blitzmask_deploy.modeling.registry import create_model
 
     torch.manual_seed(0)
@@ -103,7 +99,7 @@ def test_coverage_without_manifest_is_exit_2(tmp_path: Path, monkeypatch, capsys
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_export_then_coverage_then_validate(synth_dataset: Path, tmp_path: Path) -> None:
-    from blitzmask_deploy.checkpoint import save_checkpoint
+    from blitzmask_deploy.core.checkpoints import save_checkpoint
     from blitzmask_deploy.data.coco import CocoDataset
     from blitzmask_deploy.modeling.registry import create_model
 

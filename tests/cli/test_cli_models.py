@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
 from blitzmask_deploy.cli.app import app
 from blitzmask_deploy.modeling.registry import list_variants
+from tests.conftest import run_cli
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -44,12 +43,7 @@ def test_models_table_and_input_size() -> None:
 
 
 def test_unknown_variant_is_one_line_exit_2() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", "models", "blitzmask-b9"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_cli("models", "blitzmask-b9", timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"error: unknown model 'blitzmask-b9' (choose from {', '.join(list_variants())})"

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
+
 BUDGETS = "ap_drop_max: {fp32: 0.05, fp16: 0.1, int8: 0.5}\nparity_max_abs: {fp32: 1.0e-4}\n"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 def write_validation(path: Path, int8_ap: float) -> Path:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.conftest import run_cli
+
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.fixture(scope="module")

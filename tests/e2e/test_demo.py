@@ -5,18 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-
-def run_cli(*args: str, timeout: int = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blitzmask_deploy.cli.app", *args], capture_output=True, text=True, timeout=timeout
-    )
+from tests.conftest import run_cli
 
 
 @pytest.mark.e2e

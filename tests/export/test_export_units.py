@@ -9,14 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from blitzmask_deploy.artifacts import QuantParams, TensorSpec
-from blitzmask_deploy.errors import BadInput
+from blitzmask_deploy.core.artifacts import TensorSpec
+from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.export.calibration import calibration_files, calibration_images
 from blitzmask_deploy.export.coverage import analyze_tflite, module_path
 from blitzmask_deploy.export.pipeline import export_model
 from blitzmask_deploy.export.wrapper import HEADS, ExportWrapper, fuse_conv_bn, head_names
-from blitzmask_deploy.validate.parity import head_parity
-from blitzmask_deploy.validate.runtimes import LiteRTRuntime, OnnxRuntime, _dequantize, _quantize
+from blitzmask_deploy.inference.runtimes import LiteRTRuntime, OnnxRuntime
 
 
 class _Heads(nn.Module):
@@ -76,26 +75,6 @@ def test_module_path_from_converter_tensor_names() -> None:
     assert module_path("arith.constant") is None
 
 
-def test_head_parity_max_and_mean() -> None:
-    ref = {"heatmap": np.zeros((1, 2, 2, 1), np.float32), "box": np.ones((1, 2, 2, 4), np.float32)}
-    other = {"heatmap": np.array([0.0, 0.1, 0.0, 0.3], np.float32).reshape(1, 2, 2, 1), "box": ref["box"].copy()}
-    max_abs, mean_abs = head_parity(ref, other)
-    assert max_abs["heatmap"] == pytest.approx(0.3)
-    assert mean_abs["heatmap"] == pytest.approx(0.1)
-    assert max_abs["box"] == 0.0
-    with pytest.raises(ValueError, match="box"):
-        head_parity(ref, {"heatmap": other["heatmap"]})
-
-
-def test_int8_quantize_dequantize_round_trip() -> None:
-    spec = TensorSpec(name="x", shape=[1, 4], dtype="int8", quant=QuantParams(scale=1 / 255, zero_point=-128))
-    x = np.array([[0.0, 0.6, 1.0, 2.0]], np.float32)
-    q = _quantize(x, spec)
-    assert q.dtype == np.int8
-    assert q.tolist() == [[-128, 25, 127, 127]]  # 2.0 saturates
-    np.testing.assert_allclose(_dequantize(q, spec)[0, :3], x[0, :3], atol=0.5 / 255 + 1e-7)
-
-
 def test_calibration_picks_spread_images(synth_dataset: Path) -> None:
     files = calibration_files(synth_dataset, 5)
     everything = calibration_files(synth_dataset, 1000)
@@ -124,7 +103,7 @@ def test_calibration_bad_input(tmp_path: Path) -> None:
     [(["fp64"], None, "unknown export format"), ([], None, "unknown export format"), (["int8"], None, "--calib")],
 )
 def test_export_rejects_bad_formats(tmp_path: Path, formats: list[str], calib: Path | None, message: str) -> None:
-    from blitzmask_deploy.artifacts import CheckpointRef
+    from blitzmask_deploy.core.artifacts import CheckpointRef
 
     ref = CheckpointRef(path="x.pt", sha256="0" * 64)
     with pytest.raises(BadInput, match=message):
@@ -133,7 +112,7 @@ def test_export_rejects_bad_formats(tmp_path: Path, formats: list[str], calib: P
 
 
 def _spec(fmt: str) -> object:
-    from blitzmask_deploy.artifacts import ExportedFile
+    from blitzmask_deploy.core.artifacts import ExportedFile
 
     image = TensorSpec(name="images", shape=[1, 32, 32, 3], dtype="float32")
     return ExportedFile(

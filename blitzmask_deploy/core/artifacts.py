@@ -1,0 +1,149 @@
+"""The export manifest: the hand-off between export, validate, bench and report (DESIGN.md §4).
+
+`EXPORT_DIR/manifest.json` lists every exported file with its format, precision, sha256 and size, and the
+exact input/output tensor spec (names, shapes, NHWC layout, dtypes, int8 scale/zero-point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from blitzmask_deploy.core.errors import BadInput
+
+MANIFEST_NAME = "manifest.json"
+VALIDATION_NAME = "validation.json"  # written beside the manifest by `blitzmask validate EXPORT_DIR`
+SCHEMA_VERSION = 1
+EXPORT_FORMATS = ("fp32", "fp16", "int8", "onnx")  # what `blitzmask export --formats` takes, in export order
+FILE_NAMES = {  # the file each format is written to inside an export directory
+    "fp32": "model_fp32.tflite",
+    "fp16": "model_fp16.tflite",
+    "int8": "model_int8.tflite",
+    "onnx": "model.onnx",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QuantParams(_Strict):
+    """Affine quantisation of one tensor: real = scale * (q - zero_point)."""
+
+    scale: float
+    zero_point: int
+
+
+class TensorSpec(_Strict):
+    """One input or output tensor of an exported file."""
+
+    name: str
+    tensor: str | None = None  # the tensor's own name inside the file, when it differs from `name` (the head)
+    shape: list[int]
+    dtype: Literal["float32", "float16", "int8", "uint8", "int32", "int64"]
+    layout: Literal["NHWC", "NCHW"] = "NHWC"
+    quant: QuantParams | None = None
+
+
+class ExportedFile(_Strict):
+    """One exported model file, relative to the export directory."""
+
+    file: str
+    format: Literal["tflite", "onnx"]
+    precision: Literal["fp32", "fp16", "int8"]
+    sha256: str
+    bytes: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+    @property
+    def name(self) -> str:
+        """Short id used in tables and result stores, e.g. 'tflite-int8'."""
+        return f"{self.format}-{self.precision}"
+
+
+class CheckpointRef(_Strict):
+    """The checkpoint the export came from."""
+
+    path: str
+    sha256: str
+
+
+class Manifest(_Strict):
+    """Everything downstream needs to know about an export directory."""
+
+    schema_version: int = SCHEMA_VERSION
+    variant: str
+    input_size: int
+    categories: list[dict]
+    architecture: dict = {}
+    checkpoint: CheckpointRef
+    files: list[ExportedFile]
+    toolchain: dict[str, str]
+    created: str
+
+    def file(self, name: str) -> ExportedFile:
+        """The file whose `name` (e.g. 'tflite-fp16') or file name matches."""
+        for f in self.files:
+            if name in (f.name, f.file):
+                return f
+        raise BadInput(f"no exported file '{name}' (have {', '.join(f.name for f in self.files)})")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_path(export_dir: Path) -> Path:
+    """`export_dir/manifest.json`, or the path itself if it already names a manifest file."""
+    return export_dir if export_dir.is_file() else export_dir / MANIFEST_NAME
+
+
+def load_manifest(export_dir: Path) -> Manifest:
+    """Read and validate a manifest; BadInput when missing, not JSON or not a BlitzMask manifest."""
+    path = manifest_path(export_dir)
+    if not path.exists():
+        raise BadInput(f"no {MANIFEST_NAME} in {export_dir} (is it an export directory from 'blitzmask export'?)")
+    try:
+        raw = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadInput(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{path} is not a BlitzMask manifest (expected a JSON object)")
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise BadInput(f"{path}: unsupported manifest schema_version {raw.get('schema_version')!r}")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadInput(f"{path}: invalid manifest at '{where}': {first['msg']}") from None
+
+
+def write_manifest(manifest: Manifest, export_dir: Path) -> Path:
+    """Write `manifest.json` atomically into `export_dir`."""
+    path = export_dir / MANIFEST_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest.model_dump(), indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def verify_file(export_dir: Path, entry: ExportedFile) -> Path:
+    """Path of an exported file after checking it exists and its sha256 matches the manifest."""
+    path = export_dir / entry.file
+    if not path.exists():
+        raise BadInput(f"{path} is listed in the manifest but missing")
+    actual = sha256_file(path)
+    if actual != entry.sha256:
+        raise BadInput(f"{path}: sha256 {actual[:12]}… does not match the manifest ({entry.sha256[:12]}…)")
+    return path

@@ -1,0 +1,1 @@
+"""Inference: preprocessing, runtimes behind one predict API, decode, dataset prediction, overlays."""

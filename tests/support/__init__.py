@@ -1,0 +1,1 @@
+"""The test rig: the emulated adb device, perturbed predictions, small models."""
