@@ -7,6 +7,7 @@ geometry outside the image) is found when the file is opened and reported naming
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +41,26 @@ def check_coco(coco: dict, path: Path) -> None:
     cat_ids = set()
     for i, cat in enumerate(coco["categories"]):
         _require(cat, ("id", "name"), f"categories[{i}]", path)
+        _check_id(cat["id"], cat_ids, f"categories[{i}]", "category", path)
         cat_ids.add(cat["id"])
     sizes = {}
     for i, img in enumerate(coco["images"]):
         _require(img, ("id", "file_name", "height", "width"), f"images[{i}]", path)
-        if img["id"] in sizes:
-            raise BadInput(f"{path}: duplicate image id {img['id']}")
+        _check_id(img["id"], sizes, f"images[{i}]", "image", path)
         if (
             not (isinstance(img["height"], int) and isinstance(img["width"], int))
             or min(img["height"], img["width"]) < 1
         ):
             raise BadInput(f"{path}: images[{i}] has invalid size {img['width']}x{img['height']}")
         sizes[img["id"]] = (img["height"], img["width"])
+    ann_ids: set[int] = set()
     compressed: list[tuple[str, str | bytes, int]] = []  # (where, counts, pixels): checked together below
     for i, ann in enumerate(coco["annotations"]):
         where = f"annotations[{i}] (id {ann.get('id')})" if isinstance(ann, dict) else f"annotations[{i}]"
         _require(ann, ("image_id", "category_id", "segmentation"), where, path)
+        if "id" in ann:
+            _check_id(ann["id"], ann_ids, where, "annotation", path)
+            ann_ids.add(ann["id"])
         if ann["image_id"] not in sizes:
             raise BadInput(f"{path}: {where} refers to unknown image id {ann['image_id']}")
         if ann["category_id"] not in cat_ids:
@@ -67,6 +72,14 @@ def check_coco(coco: dict, path: Path) -> None:
         if isinstance(ann["segmentation"], dict) and not isinstance(ann["segmentation"]["counts"], list):
             compressed.append((where, ann["segmentation"]["counts"], h * w))
     check_compressed_rles(compressed, path)
+
+
+def _check_id(value: Any, seen: Collection[int], where: str, what: str, path: Path) -> None:
+    """An id must be an integer (0 and negative ones are valid) that no earlier record of its kind has."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadInput(f"{path}: {where} has a non-integer {what} id {value!r}")
+    if value in seen:
+        raise BadInput(f"{path}: duplicate {what} id {value}")
 
 
 def _require(obj: Any, keys: tuple[str, ...], where: str, path: Path) -> None:

@@ -2,11 +2,19 @@
 
 `evaluate(gt, predictions)` takes a COCO ground-truth JSON (path or dict) and COCO results (path or list of
 dicts with `image_id`, `category_id`, `score`, RLE `segmentation`, optional `bbox` xywh) and returns the seven
-summary figures as fractions in [0, 1]. Both backends run the same COCO protocol (10 IoU thresholds, 100
-detections per image, small/medium/large area ranges); an area range without ground truth scores 0.0 rather
-than COCO's -1. Figures are rounded to 12 decimals: faster-coco-eval accumulates precision in C++ and
-pycocotools in numpy, and their precision tables differ by up to one float ulp (~1e-16); rounded, the two
-backends agree exactly. Inputs are deep-copied: the caller's objects are never modified.
+summary figures exactly as COCO defines them: fractions in [0, 1], and -1 for an area range without ground truth.
+Both backends run the same COCO protocol (10 IoU thresholds, 100 detections per image, small/medium/large area
+ranges).
+
+Any valid COCO file is scored exactly. pycocotools and faster-coco-eval record "unmatched" as id 0 in their
+matching tables, so an annotation whose id is 0 would count as a miss; both are therefore given a renumbered copy:
+images, categories and annotations numbered from 1 in the order of their original ids (images and categories) or
+their order in the file (annotations). Orders are kept, so ties break as on the original ids and every figure is
+COCO's. A ground-truth annotation without `area` gets its mask's area (COCO's definition); without `iscrowd`, 0.
+
+Figures are rounded to 12 decimals: faster-coco-eval accumulates precision in C++ and pycocotools in numpy, and
+their precision tables differ by up to one float ulp (~1e-16); rounded, the two backends agree exactly. The
+caller's objects are never modified.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from pycocotools import mask as mask_utils
+
 from blitzmask_deploy.core.errors import BadInput
-from blitzmask_deploy.core.masks import check_compressed_rles
+from blitzmask_deploy.core.masks import check_compressed_rles, segmentation_to_rle
 from blitzmask_deploy.data.coco_check import check_coco
 
 METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large", "box_ap")
@@ -32,9 +42,10 @@ DECIMALS = 12
 def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = "faster") -> dict[str, Any]:
     """COCO metrics of `predictions` against `gt`: mask AP @[.5:.95], @.5, @.75, small/medium/large; box AP.
 
-    `box_ap` is None when the predictions carry no `bbox`; empty predictions score 0.0 on every figure. As in
-    COCO's loadRes, a detection's area (for the small/medium/large ranges) is its box area when boxes are given.
-    Unknown image ids or category ids, missing keys, corrupt RLE and unreadable files are BadInput.
+    `box_ap` is None when the predictions carry no `bbox`. No predictions score 0.0 where there is ground truth
+    (-1 where there is none), as COCO scores them. As in COCO's loadRes, a detection's area (for the
+    small/medium/large ranges) is its box area when boxes are given. Unknown image ids or category ids, missing
+    keys, corrupt RLE and unreadable files are BadInput.
     """
     if backend not in BACKENDS:
         raise BadInput(f"unknown evaluation backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -42,8 +53,9 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
     preds = predictions if isinstance(predictions, list) else _read_json(Path(predictions), "predictions")
     check_coco(gt_dict, Path(gt) if not isinstance(gt, dict) else Path("<ground truth>"))
     _check_predictions(preds, gt_dict)
+    gt_dict, preds = _renumbered(gt_dict, preds)
     if not preds:
-        return dict.fromkeys(METRIC_KEYS, 0.0)
+        return _without_detections(gt_dict)
     has_box = all("bbox" in p for p in preds)
     if not has_box:  # a partial set of boxes would change how the libraries compute detection areas
         preds = [{k: v for k, v in p.items() if k != "bbox"} for p in preds]
@@ -53,8 +65,45 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
     return result
 
 
+def _renumbered(gt: dict, preds: list[dict]) -> tuple[dict, list[dict]]:
+    """Copies of `gt` and `preds` with ids from 1 (see the module docstring); GT areas and crowd flags filled in."""
+    image_ids = {old: new for new, old in enumerate(sorted(img["id"] for img in gt["images"]), start=1)}
+    cat_ids = {old: new for new, old in enumerate(sorted(cat["id"] for cat in gt["categories"]), start=1)}
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
+    annotations = []
+    for new_id, ann in enumerate(gt["annotations"], start=1):
+        area = ann.get("area")
+        if area is None:
+            area = float(mask_utils.area(segmentation_to_rle(ann["segmentation"], *sizes[ann["image_id"]])))
+        ids = {"id": new_id, "image_id": image_ids[ann["image_id"]], "category_id": cat_ids[ann["category_id"]]}
+        annotations.append({"iscrowd": 0, **ann, **ids, "area": area})
+    renumbered = {
+        **gt,
+        "images": [{**img, "id": image_ids[img["id"]]} for img in gt["images"]],
+        "categories": [{**cat, "id": cat_ids[cat["id"]]} for cat in gt["categories"]],
+        "annotations": annotations,
+    }
+    moved = [{**p, "image_id": image_ids[p["image_id"]], "category_id": cat_ids[p["category_id"]]} for p in preds]
+    return renumbered, moved
+
+
+def _without_detections(gt: dict) -> dict[str, Any]:
+    """COCO's figures for an empty result list (which neither library accepts): 0.0 for each area range that holds
+    a non-crowd ground-truth instance, -1 for one that holds none."""
+    ranges = {"": (0, 1e10), "_small": (0, 32**2), "_medium": (32**2, 96**2), "_large": (96**2, 1e10)}
+    areas = [a["area"] for a in gt["annotations"] if not a["iscrowd"]]
+    figure = {k: 0.0 if any(lo <= area <= hi for area in areas) else -1.0 for k, (lo, hi) in ranges.items()}
+    return {
+        "mask_ap": figure[""],
+        "mask_ap50": figure[""],
+        "mask_ap75": figure[""],
+        **{f"mask_ap{k}": figure[k] for k in ("_small", "_medium", "_large")},
+        "box_ap": None,
+    }
+
+
 def _run(gt: dict, preds: list[dict], iou_type: str, backend: str) -> list[float]:
-    """Run one COCO evaluation quietly; the first six summary stats, -1 (no GT) mapped to 0.0, rounded."""
+    """Run one COCO evaluation quietly; the first six summary stats (-1: no ground truth in that range), rounded."""
     gt, preds = _copy(gt), _copy(preds)  # both libraries annotate their inputs in place
     with contextlib.redirect_stdout(io.StringIO()):
         if backend == "faster":
@@ -75,7 +124,7 @@ def _run(gt: dict, preds: list[dict], iou_type: str, backend: str) -> list[float
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return [round(max(float(s), 0.0), DECIMALS) for s in ev.stats[:6]]
+    return [round(float(s), DECIMALS) for s in ev.stats[:6]]
 
 
 def _copy(obj: Any) -> Any:
@@ -102,6 +151,10 @@ def _check_predictions(preds: Any, gt: dict) -> None:
     for i, p in enumerate(preds):
         if not isinstance(p, dict) or any(k not in p for k in _REQUIRED):
             raise BadInput(f"prediction {i} must be an object with {', '.join(_REQUIRED)}")
+        if not all(
+            isinstance(p[k], numbers.Integral) and not isinstance(p[k], bool) for k in ("image_id", "category_id")
+        ):
+            raise BadInput(f"prediction {i}: image_id and category_id must be integers")
         if p["image_id"] not in sizes:
             raise BadInput(f"prediction {i} has unknown image id {p['image_id']}")
         if p["category_id"] not in cat_ids:

@@ -65,10 +65,6 @@ def test_files_and_dicts_give_the_same_result_and_inputs_are_not_modified(synth_
     assert evaluate(synth_dataset / "annotations" / "instances_val.json", pred_file) == from_dicts
 
 
-def test_empty_predictions_score_zero(synth_dataset: Path) -> None:
-    assert evaluate(_gt(synth_dataset, "val"), []) == dict.fromkeys(METRIC_KEYS, 0.0)
-
-
 def test_masks_to_rle_round_trips() -> None:
     masks = np.random.default_rng(0).random((3, 17, 23)) < 0.3
     rles = masks_to_rle(masks)
