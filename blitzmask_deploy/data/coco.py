@@ -72,13 +72,20 @@ class CocoDataset:
 
     @classmethod
     def from_files(cls, ann_json: Path, image_dir: Path) -> CocoDataset:
-        """Open a COCO instance JSON whose `file_name`s are relative to `image_dir`."""
+        """Open a COCO instance JSON whose `file_name`s are relative to `image_dir` (and must stay inside it)."""
         ann_json, image_dir = Path(ann_json), Path(image_dir)
         coco = load_coco_json(ann_json)
         check_coco(coco, ann_json)
-        for img in coco["images"]:
-            if not (image_dir / img["file_name"]).is_file():
-                raise BadInput(f"{ann_json}: image file not found: {image_dir / img['file_name']}")
+        root = image_dir.resolve()
+        for i, img in enumerate(coco["images"]):
+            name = img["file_name"]
+            path = image_dir / str(name)
+            if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+                raise BadInput(f"{ann_json}: images[{i}] file_name {name!r} is not a path inside {image_dir}")
+            if not path.resolve().is_relative_to(root):
+                raise BadInput(f"{ann_json}: images[{i}] file_name {name!r} leads outside {image_dir}")
+            if not path.is_file():
+                raise BadInput(f"{ann_json}: image file not found: {path}")
         return cls(coco, ann_json, image_dir)
 
     @property

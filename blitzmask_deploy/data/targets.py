@@ -19,10 +19,12 @@ BOX_UNIT = 16.0
 
 @dataclass
 class ImageTargets:
-    """Targets of one image: `heatmap` (C,h,w) float32; per instance `index` (M,) flat cell index y*w+x,
-    `labels` (M,) int64, `masks` (M,h,w) float32 in [0,1], `boxes_ltrb` (M,4) float32, `boxes_xyxy` (M,4) input px."""
+    """Targets of one image: `heatmap` (C,h,w) float32; `ignore` (h,w) bool, the cells under crowd regions (neither
+    positive nor negative); per instance `index` (M,) flat cell index y*w+x, `labels` (M,) int64, `masks` (M,h,w)
+    float32 in [0,1], `boxes_ltrb` (M,4) float32, `boxes_xyxy` (M,4) input px."""
 
     heatmap: np.ndarray
+    ignore: np.ndarray
     index: np.ndarray
     labels: np.ndarray
     masks: np.ndarray
@@ -82,17 +84,27 @@ def _cell_span(lo: float, hi: float, stride: int, cells: int) -> tuple[int, int]
 
 
 def build_targets(
-    masks: np.ndarray, boxes: np.ndarray, labels: np.ndarray, num_classes: int, input_size: int, stride: int = 4
+    masks: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    input_size: int,
+    stride: int = 4,
+    crowd: np.ndarray | None = None,
 ) -> ImageTargets:
     """Targets for one `input_size`² image from its instances: `masks` (N,S,S) bool, `boxes` (N,4) xyxy, `labels` (N,).
 
     Each mask must lie inside its box (tight boxes, as `masks_to_boxes` gives them): only the cells under the box
-    are read, which halves the cost of a mosaic's targets against full-size passes. Crowd instances must be removed
-    by the caller.
+    are read, which halves the cost of a mosaic's targets against full-size passes. Crowd regions are not instances:
+    pass their masks (K,S,S) as `crowd`; the cells they touch are ignored by the heatmap loss, as COCO's evaluation
+    ignores detections matched to them.
     """
     if input_size % stride:
         raise ValueError(f"input size {input_size} is not a multiple of the stride {stride}")
     h = w = input_size // stride
+    ignore = np.zeros((h, w), bool)
+    if crowd is not None and len(crowd):
+        ignore = _downsample_mean(crowd.any(axis=0)[None], stride)[0] > 0
     heatmap = np.zeros((num_classes, h, w), np.float32)
     n = len(labels)
     index = np.zeros(n, np.int64)
@@ -123,6 +135,7 @@ def build_targets(
         ltrb[i] = np.maximum(0.0, [ccx - x1, ccy - y1, x2 - ccx, y2 - ccy])
     return ImageTargets(
         heatmap=heatmap,
+        ignore=ignore,
         index=index,
         labels=labels.astype(np.int64),
         masks=small,
@@ -132,12 +145,14 @@ def build_targets(
 
 
 def collate_targets(items: list[ImageTargets]) -> dict[str, np.ndarray]:
-    """Stack per-image targets into batch arrays padded to the largest instance count (≥ 1), with `valid` (B,M)."""
+    """Stack per-image targets into batch arrays padded to the largest instance count (≥ 1), with `valid` (B,M)
+    and the crowd cells `ignore` (B,h,w)."""
     m = max(1, max(len(t.labels) for t in items))
     b = len(items)
     h, w = items[0].heatmap.shape[1:]
     out = {
         "heatmap": np.stack([t.heatmap for t in items]),
+        "ignore": np.stack([t.ignore for t in items]),
         "index": np.zeros((b, m), np.int64),
         "labels": np.zeros((b, m), np.int64),
         "valid": np.zeros((b, m), bool),

@@ -41,11 +41,13 @@ class TrainSet(Dataset):
         else:
             sample = self.dataset[index]
             image, gt = train_transform(sample.image, sample.gt, self.input_size, rng)
-        masks, boxes, labels = gt.masks, gt.boxes, gt.labels
+        masks, boxes, labels, crowd_masks = gt.masks, gt.boxes, gt.labels, None
         crowd = np.asarray(gt.iscrowd, bool)
-        if crowd.any():  # indexing copies all the masks: only when there is something to drop
-            masks, boxes, labels = masks[~crowd], boxes[~crowd], labels[~crowd]
-        targets = build_targets(masks, boxes, labels, self.dataset.num_classes, self.input_size, self.stride)
+        if crowd.any():  # indexing copies all the masks: only when there are crowd regions to set apart
+            masks, boxes, labels, crowd_masks = masks[~crowd], boxes[~crowd], labels[~crowd], masks[crowd]
+        targets = build_targets(
+            masks, boxes, labels, self.dataset.num_classes, self.input_size, self.stride, crowd=crowd_masks
+        )
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), targets
 
 

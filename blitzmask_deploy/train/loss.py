@@ -3,7 +3,7 @@
 total = heatmap_weight · focal + class_weight · CE + mask_weight · (BCE + dice) + box_weight · L1
 
 - focal: CenterNet's penalty-reduced focal loss (α=2, β=4) on the sigmoid heatmaps (clamped to [1e-4, 1-1e-4]),
-  summed over all cells and divided by the number of instances.
+  summed over all cells and divided by the number of instances; cells under crowd regions add no negative term.
 - CE: cross-entropy over the classes of the heatmap logits (logit of the clamped probabilities) at each GT centre
   cell, mean over instances. The focal loss trains each class channel on its own; this term makes the right
   class beat the others where an object is.
@@ -38,11 +38,16 @@ def clamp_probabilities(p: Tensor) -> Tensor:
     return p.float().clamp(1e-4, 1 - 1e-4)
 
 
-def focal_loss(pred: Tensor, gt: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
-    """CenterNet penalty-reduced focal loss on probabilities `pred` vs Gaussian targets `gt` (same shape)."""
+def focal_loss(
+    pred: Tensor, gt: Tensor, ignore: Tensor | None = None, alpha: float = 2.0, beta: float = 4.0
+) -> Tensor:
+    """CenterNet penalty-reduced focal loss on probabilities `pred` vs Gaussian targets `gt` (B,C,h,w); cells where
+    `ignore` (B,h,w) is set (crowd regions) add no negative term."""
     pred = clamp_probabilities(pred)
     pos = gt.eq(1).float()
     neg_weight = torch.pow(1 - gt, beta)
+    if ignore is not None:
+        neg_weight = neg_weight * (~ignore).unsqueeze(1)
     pos_loss = torch.log(pred) * torch.pow(1 - pred, alpha) * pos
     neg_loss = torch.log(1 - pred) * torch.pow(pred, alpha) * neg_weight * (1 - pos)
     num_pos = pos.sum().clamp(min=1.0)
@@ -125,7 +130,7 @@ def blitzmask_loss(
     """Total loss and its parts (as floats, for logging) for a batch of model outputs and collated targets
     built at output stride `stride`."""
     parts = {
-        "heatmap": focal_loss(outputs["heatmap"], targets["heatmap"]),
+        "heatmap": focal_loss(outputs["heatmap"], targets["heatmap"], targets.get("ignore")),
         "classes": class_loss(outputs["heatmap"], targets),
         "mask": mask_loss(outputs, targets, stride),
     }

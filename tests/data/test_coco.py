@@ -172,3 +172,24 @@ def test_rle_string_decoder_agrees_with_pycocotools() -> None:
     out_of_range = strings[6][:-1] + "~"
     coverage = rle_strings_coverage([*strings, truncated, out_of_range, ""])
     np.testing.assert_array_equal(coverage, [*pixels, -1, -1, 0])
+
+
+@pytest.mark.parametrize("name", ["../a.png", "/etc/passwd", "sub/../../a.png", "", 7])
+def test_file_names_outside_the_image_folder_are_refused(tmp_path: Path, name: object) -> None:
+    coco = _coco([])
+    coco["images"][0]["file_name"] = name
+    ann, img_dir = _write(tmp_path, coco)
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(BadInput, match="file_name") as err:
+        CocoDataset.from_files(ann, img_dir)
+    assert "\n" not in str(err.value)
+
+
+def test_a_symlink_out_of_the_image_folder_is_refused(tmp_path: Path) -> None:
+    ann, img_dir = _write(tmp_path, _coco([]))
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(outside)
+    (img_dir / "a.png").unlink(missing_ok=True)
+    (img_dir / "a.png").symlink_to(outside)
+    with pytest.raises(BadInput, match="leads outside"):
+        CocoDataset.from_files(ann, img_dir)

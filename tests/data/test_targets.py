@@ -99,3 +99,17 @@ def test_tight_boxes_at_odd_offsets_give_the_full_size_stride_masks_and_centres(
     for m, index in zip(masks, t.index, strict=True):
         ys, xs = np.nonzero(m)
         assert divmod(int(index), 12) == (int((ys.mean() + 0.5) // 4), int((xs.mean() + 0.5) // 4))
+
+
+def test_crowd_regions_are_ignored_cells_not_instances() -> None:
+    masks = np.zeros((1, 32, 32), bool)
+    masks[0, 4:12, 4:12] = True
+    crowd = np.zeros((1, 32, 32), bool)
+    crowd[0, 17:26, 20:32] = True  # rows 17..25 touch cells 4..6, columns 20..31 cells 5..7
+    t = build_targets(masks, np.array([[4, 4, 12, 12]], np.float32), np.array([0]), 1, 32, crowd=crowd)
+    expected = np.zeros((8, 8), bool)
+    expected[4:7, 5:8] = True
+    np.testing.assert_array_equal(t.ignore, expected)
+    assert len(t.labels) == 1 and t.heatmap[0][expected].max() == 0.0  # the crowd is no instance
+    assert not build_targets(masks, np.array([[4, 4, 12, 12]], np.float32), np.array([0]), 1, 32).ignore.any()
+    assert collate_targets([t, t])["ignore"].shape == (2, 8, 8)

@@ -183,3 +183,17 @@ def test_mask_loss_and_its_gradients_equal_the_loss_over_whole_masks() -> None:
     want = torch.autograd.grad(reference, list(leaves.values()))
     for g, r in zip(got, want, strict=True):
         torch.testing.assert_close(g, r)
+
+
+def test_focal_loss_takes_no_negative_term_from_ignored_cells() -> None:
+    targets = _targets()
+    gt = targets["heatmap"]
+    pred = torch.full_like(gt, 0.3)
+    ignore = torch.zeros(gt.shape[0], *gt.shape[2:], dtype=torch.bool)
+    ignore[0, 0:2, 6:8] = True  # cells with no positive: a crowd region
+    kept = ~ignore.unsqueeze(1).expand_as(gt)
+    neg = (torch.log(1 - pred) * pred**2 * (1 - gt) ** 4 * gt.ne(1))[kept].sum()
+    pos = (torch.log(pred) * (1 - pred) ** 2 * gt.eq(1)).sum()
+    expected = -(pos + neg) / gt.eq(1).sum()
+    torch.testing.assert_close(focal_loss(pred, gt, ignore), expected)
+    assert float(focal_loss(pred, gt)) > float(focal_loss(pred, gt, ignore))
