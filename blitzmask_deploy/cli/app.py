@@ -51,16 +51,27 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI: BadInput → exit 2, CheckFailed → exit 1, each with one line on stderr."""
+    """Run the CLI: a usage error or BadInput → exit 2, CheckFailed → exit 1, each with one line on stderr."""
     set_openmp_wait_policy()
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come back here instead of as typer's multi-line box
+    except typer.TyperException as err:  # unknown option or command, missing or invalid value, no arguments
+        if type(err).__name__ == "NoArgsIsHelpError":  # `no_args_is_help`: typer has shown the help
+            sys.exit(err.exit_code)
+        _fail("error", err.format_message(), err.exit_code)
+    except typer.Abort:
+        _fail("error", "aborted", 1)
     except BadInput as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail("error", str(err), 2)
     except CheckFailed as err:
-        print(f"check failed: {err}", file=sys.stderr)
-        sys.exit(1)
+        _fail("check failed", str(err), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(label: str, message: str, code: int) -> None:
+    """Print `label: message` as one line on stderr and exit with `code`."""
+    print(f"{label}: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, info, split_csv
+from blitzmask_deploy.cli.common import emit_json, finite, info, split_csv
 from blitzmask_deploy.core.errors import BadInput
 
 DEFAULT_APK = Path("android_bench/build/blitzmask-bench.apk")
+MAX_THREADS = 1024  # a larger --threads value is a typo
 
 
 def register(app: typer.Typer) -> None:
@@ -39,10 +40,11 @@ def devices_cmd(
         )
 
 
-def _int_list(value: str, what: str) -> list[int]:
+def _thread_counts(value: str) -> list[int]:
+    """'1,4' → [1, 4]; each a thread count from 1 to MAX_THREADS."""
     items = split_csv(value)
-    if not items or not all(v.isdigit() and int(v) > 0 for v in items):
-        raise BadInput(f"--{what} expects positive integers separated by commas, got '{value}'")
+    if not items or not all(v.isdigit() and 0 < int(v) <= MAX_THREADS for v in items):
+        raise BadInput(f"--threads expects positive integers up to {MAX_THREADS} separated by commas, got '{value}'")
     return [int(v) for v in items]
 
 
@@ -55,20 +57,33 @@ def bench_cmd(
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs before timing."),
     runs: int = typer.Option(100, "--runs", min=1, help="Timed runs per cell."),
     cooldown_c: float | None = typer.Option(
-        None, "--cooldown-c", help="Before each cell wait until the hottest thermal zone is below this °C."
+        None,
+        "--cooldown-c",
+        callback=finite,
+        help="Before each cell wait until the hottest thermal zone is below this °C.",
     ),
-    cooldown_max_s: float = typer.Option(300.0, "--cooldown-max-s", min=0, help="Longest cool-down wait per cell."),
-    sustained: float = typer.Option(0.0, "--sustained", min=0, help="Also run SECONDS at --target-fps."),
-    target_fps: float = typer.Option(30.0, "--target-fps", min=0.1, help="Frame rate of the sustained run."),
+    cooldown_max_s: float = typer.Option(
+        300.0, "--cooldown-max-s", min=0, callback=finite, help="Longest cool-down wait per cell."
+    ),
+    sustained: float = typer.Option(
+        0.0, "--sustained", min=0, callback=finite, help="Also run SECONDS at --target-fps."
+    ),
+    target_fps: float = typer.Option(
+        30.0, "--target-fps", min=0.1, callback=finite, help="Frame rate of the sustained run."
+    ),
     adb: list[str] = typer.Option([], "--adb", help="adb server HOST:PORT (repeatable; default 127.0.0.1:5037)."),
     apk: Path | None = typer.Option(
         None, "--apk", help=f"Benchmark APK to install when missing/outdated (default {DEFAULT_APK} if built)."
     ),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run cells that failed before again."),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Seconds allowed for one am instrument call."),
+    timeout: float = typer.Option(
+        600.0, "--timeout", min=1, callback=finite, help="Seconds allowed for one am instrument call."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Benchmark models × delegates × threads × devices into a resumable SQLite store."""
+    import sqlite3
+
     from blitzmask_deploy.bench.discovery import open_devices
     from blitzmask_deploy.bench.protocol import DELEGATES
     from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
@@ -76,7 +91,7 @@ def bench_cmd(
 
     settings = Settings(
         delegates=split_csv(delegate, set(DELEGATES), "delegate") or list(DELEGATES[1:2]),
-        threads=_int_list(threads, "threads"),
+        threads=_thread_counts(threads),
         warmup=warmup,
         runs=runs,
         sustained_s=sustained,
@@ -94,15 +109,16 @@ def bench_cmd(
         info(note)
     if not devices:
         raise BadInput(f"no device matches --device {device}")
-    results = ResultStore(store)
+    try:
+        results = ResultStore(store)
+    except sqlite3.Error as err:
+        raise BadInput(f"{store}: cannot open it as a result store ({err})") from None
     try:
         sweep = run_sweep(refs, devices, results, settings, progress=not as_json)
     except KeyboardInterrupt:
         info(f"interrupted: {len(results.cells(status='pending'))} cells pending in {store}: rerun to finish")
         raise typer.Exit(130) from None
     counts = sweep.counts(results)
-    for serial, reason in sweep.gone.items():
-        info(f"device {serial} stopped: {reason}")
     rows = results.cells(keys=sweep.keys)
     if as_json:
         emit_json(
@@ -118,8 +134,21 @@ def bench_cmd(
         )
     else:
         print(_table(rows))
-    if counts["pending"] or sweep.gone:
-        info(f"{counts['pending']} cells pending: rerun to finish" if counts["pending"] else "rerun to finish")
+    _verdict(sweep.gone, rows)
+
+
+def _verdict(gone: dict[str, str], rows: list[dict]) -> None:
+    """Exit 1 unless every cell of the sweep is done: one line per device that went away (its cells stay pending)
+    and one for the failed cells."""
+    for serial, reason in gone.items():
+        pending = sum(r["device_serial"] == serial and r["status"] == "pending" for r in rows)
+        info(
+            f"device {serial} is offline or gone ({' '.join(reason.split())}): {pending} cells pending: rerun to finish"
+        )
+    failed = sum(r["status"] == "failed" for r in rows)
+    if failed:
+        info(f"{failed} cells failed (errors in the table): --retry-failed runs them again")
+    if gone or any(r["status"] != "done" for r in rows):
         raise typer.Exit(1)
 
 

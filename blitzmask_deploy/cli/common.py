@@ -1,9 +1,10 @@
-"""Helpers shared by CLI modules: JSON output, paths that must exist, comma lists."""
+"""Helpers shared by CLI modules: JSON output, paths that must exist, comma lists, finite numbers."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,13 @@ def existing_path(path: Path, what: str = "path") -> Path:
     if not path.exists():
         raise BadInput(f"{what} not found: {path}")
     return path
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: a float option must be a finite number ('nan' and 'inf' parse as floats)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def split_csv(value: str | None, allowed: set[str] | None = None, what: str = "value") -> list[str]:

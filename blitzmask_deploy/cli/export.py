@@ -17,12 +17,14 @@ def register(app: typer.Typer) -> None:
 
 def export_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pt) from `blitzmask train`."),
-    out: Path = typer.Option(..., "--out", help="Export directory (created; files are overwritten)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Export directory: created, or replaced whole once the new export is complete."
+    ),
     formats: str = typer.Option(",".join(EXPORT_FORMATS), "--formats", help="Comma list of fp32, fp16, int8, onnx."),
     calib: Path | None = typer.Option(
         None, "--calib", help="Calibration images for int8: a COCO dataset dir (uses images/train) or image folder."
     ),
-    calib_images: int = typer.Option(128, "--calib-images", help="Number of calibration images for int8."),
+    calib_images: int = typer.Option(128, "--calib-images", min=1, help="Number of calibration images for int8."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as one JSON object on stdout."),
 ) -> None:
     """Export a checkpoint to TFLite (fp32, fp16, full-int8) and ONNX, with a manifest of every file."""

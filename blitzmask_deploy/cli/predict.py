@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, existing_path, info
+from blitzmask_deploy.cli.common import emit_json, existing_path, finite, info
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,9 @@ def predict_cmd(
     model: Path = typer.Argument(..., help="A checkpoint (.pt) from `blitzmask train`."),
     images: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG, ...)."),
     out: Path = typer.Option(..., "--out", help="Output directory: <stem>.png overlays and predictions.json."),
-    score_threshold: float = typer.Option(0.3, "--score-threshold", help="Keep instances scoring at least this."),
+    score_threshold: float = typer.Option(
+        0.3, "--score-threshold", min=0, max=1, callback=finite, help="Keep instances scoring at least this."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a summary as one JSON object."),
 ) -> None:
     """Predict instance masks for IMAGES and draw them."""

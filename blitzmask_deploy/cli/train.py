@@ -20,7 +20,11 @@ def register(app: typer.Typer) -> None:
 def train_cmd(
     data: Path = typer.Option(..., "--data", help="COCO dataset directory (train and val splits)."),
     model: str = typer.Option(..., "--model", help="Variant, e.g. blitzmask-tiny (see `blitzmask models`)."),
-    out: Path = typer.Option(..., "--out", help="Run directory: last.pt, best.pt, metrics.json."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Run directory: last.pt, best.pt, metrics.json (holding a run already: --resume or --overwrite).",
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Train for this many epochs."),
     minutes: float | None = typer.Option(None, "--minutes", help="Train for this many minutes (schedule by time)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help=f"Global batch size {_RECIPE}."),
@@ -32,6 +36,11 @@ def train_cmd(
         default(TrainConfig, "input_size"), "--input-size", help="Square training/eval input size (multiple of 32)."
     ),
     resume: bool = typer.Option(default(TrainConfig, "resume"), "--resume", help="Continue exactly from OUT/last.pt."),
+    overwrite: bool = typer.Option(
+        default(TrainConfig, "overwrite"),
+        "--overwrite",
+        help="Start over in an OUT that holds an earlier run (its last.pt, best.pt and metrics.json are deleted).",
+    ),
     workers: int | None = typer.Option(None, "--workers", help=f"DataLoader worker processes {_RECIPE}."),
     seed: int = typer.Option(default(TrainConfig, "seed"), "--seed", help="Seed of init, shuffling and augmentation."),
     mosaic: float = typer.Option(
@@ -65,6 +74,7 @@ def train_cmd(
         optimizer=optimizer,
         input_size=input_size,
         resume=resume,
+        overwrite=overwrite,
         workers=workers,
         seed=seed,
         mosaic=mosaic,

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 def validate_cmd(
     model: Path = typer.Argument(..., help="A checkpoint (.pt) or an export directory with manifest.json."),
     data: Path = typer.Option(..., "--data", help="COCO dataset directory (uses its val split)."),
-    max_images: int = typer.Option(0, "--max-images", help="Evaluate at most this many val images (0 = all)."),
+    max_images: int = typer.Option(0, "--max-images", min=0, help="Evaluate at most this many val images (0 = all)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Mask AP (and drop, parity, host latency for exports) on the dataset's val split."""

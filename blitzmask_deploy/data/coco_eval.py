@@ -10,7 +10,8 @@ Any valid COCO file is scored exactly. pycocotools and faster-coco-eval record "
 matching tables, so an annotation whose id is 0 would count as a miss; both are therefore given a renumbered copy:
 images, categories and annotations numbered from 1 in the order of their original ids (images and categories) or
 their order in the file (annotations). Orders are kept, so ties break as on the original ids and every figure is
-COCO's. A ground-truth annotation without `area` gets its mask's area (COCO's definition); without `iscrowd`, 0.
+COCO's. A ground-truth annotation without `area` gets its mask's area, without `bbox` its mask's box (COCO's
+definitions); without `iscrowd`, 0.
 
 Figures are rounded to 12 decimals: faster-coco-eval accumulates precision in C++ and pycocotools in numpy, and
 their precision tables differ by up to one float ulp (~1e-16); rounded, the two backends agree exactly. The
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import numbers
 import pickle
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from pycocotools import mask as mask_utils
 
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.core.masks import check_compressed_rles, segmentation_to_rle
-from blitzmask_deploy.data.coco_check import check_coco
+from blitzmask_deploy.data.coco_check import bbox_problem, check_coco, is_finite, is_int, read_json, rle_size_problem
 
 METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large", "box_ap")
 BACKENDS = ("faster", "pycocotools")
@@ -52,7 +51,7 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
     gt_dict = gt if isinstance(gt, dict) else _read_json(Path(gt), "ground truth")
     preds = predictions if isinstance(predictions, list) else _read_json(Path(predictions), "predictions")
     check_coco(gt_dict, Path(gt) if not isinstance(gt, dict) else Path("<ground truth>"))
-    _check_predictions(preds, gt_dict)
+    _check_predictions(preds, gt_dict, "<predictions>" if isinstance(predictions, list) else str(predictions))
     gt_dict, preds = _renumbered(gt_dict, preds)
     if not preds:
         return _without_detections(gt_dict)
@@ -66,17 +65,15 @@ def evaluate(gt: Path | dict, predictions: Path | list[dict], *, backend: str = 
 
 
 def _renumbered(gt: dict, preds: list[dict]) -> tuple[dict, list[dict]]:
-    """Copies of `gt` and `preds` with ids from 1 (see the module docstring); GT areas and crowd flags filled in."""
+    """Copies of `gt` and `preds` with ids from 1 (see the module docstring); GT areas, boxes and crowd flags filled
+    in."""
     image_ids = {old: new for new, old in enumerate(sorted(img["id"] for img in gt["images"]), start=1)}
     cat_ids = {old: new for new, old in enumerate(sorted(cat["id"] for cat in gt["categories"]), start=1)}
     sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
     annotations = []
     for new_id, ann in enumerate(gt["annotations"], start=1):
-        area = ann.get("area")
-        if area is None:
-            area = float(mask_utils.area(segmentation_to_rle(ann["segmentation"], *sizes[ann["image_id"]])))
         ids = {"id": new_id, "image_id": image_ids[ann["image_id"]], "category_id": cat_ids[ann["category_id"]]}
-        annotations.append({"iscrowd": 0, **ann, **ids, "area": area})
+        annotations.append({"iscrowd": 0, **ann, **ids, **_geometry(ann, *sizes[ann["image_id"]])})
     renumbered = {
         **gt,
         "images": [{**img, "id": image_ids[img["id"]]} for img in gt["images"]],
@@ -85,6 +82,15 @@ def _renumbered(gt: dict, preds: list[dict]) -> tuple[dict, list[dict]]:
     }
     moved = [{**p, "image_id": image_ids[p["image_id"]], "category_id": cat_ids[p["category_id"]]} for p in preds]
     return renumbered, moved
+
+
+def _geometry(ann: dict, h: int, w: int) -> dict[str, Any]:
+    """The annotation's `area` and `bbox`, from its mask where the file leaves them out."""
+    if ann.get("area") is not None and "bbox" in ann:
+        return {"area": ann["area"], "bbox": ann["bbox"]}
+    rle = segmentation_to_rle(ann["segmentation"], h, w)
+    area = ann["area"] if ann.get("area") is not None else float(mask_utils.area(rle))
+    return {"area": area, "bbox": ann["bbox"] if "bbox" in ann else mask_utils.toBbox(rle).tolist()}
 
 
 def _without_detections(gt: dict) -> dict[str, Any]:
@@ -135,37 +141,42 @@ def _copy(obj: Any) -> Any:
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise BadInput(f"{what} file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadInput(f"{path}: not valid JSON ({err})") from None
+    return read_json(path)
 
 
-def _check_predictions(preds: Any, gt: dict) -> None:
-    """Each prediction needs the required keys, a known image id and category id, and an RLE mask of its image."""
+def _check_predictions(preds: Any, gt: dict, path: str) -> None:
+    """BadInput (`PATH: predictions[i]: FIELD ...`) unless each prediction is an object with an integer image id and
+    category id of the ground truth, a finite score, a compressed RLE mask of its image and, optionally, a bbox of
+    4 finite numbers."""
     if not isinstance(preds, list):
-        raise BadInput("predictions must be a JSON list of COCO results")
-    sizes = {img["id"]: [img["height"], img["width"]] for img in gt["images"]}
+        raise BadInput(f"{path}: predictions must be a JSON list of COCO results")
+    sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
     cat_ids = {c["id"] for c in gt["categories"]}
     compressed: list[tuple[str, str, int]] = []
     for i, p in enumerate(preds):
+        where = f"predictions[{i}]"
         if not isinstance(p, dict) or any(k not in p for k in _REQUIRED):
-            raise BadInput(f"prediction {i} must be an object with {', '.join(_REQUIRED)}")
-        if not all(
-            isinstance(p[k], numbers.Integral) and not isinstance(p[k], bool) for k in ("image_id", "category_id")
-        ):
-            raise BadInput(f"prediction {i}: image_id and category_id must be integers")
-        if p["image_id"] not in sizes:
-            raise BadInput(f"prediction {i} has unknown image id {p['image_id']}")
-        if p["category_id"] not in cat_ids:
-            raise BadInput(f"prediction {i} has unknown category id {p['category_id']}")
-        seg = p["segmentation"]
-        if not isinstance(seg, dict) or not isinstance(seg.get("counts"), str) or "size" not in seg:
-            raise BadInput(f"prediction {i}: segmentation must be compressed RLE with size and str counts")
+            raise BadInput(f"{path}: {where} must be an object with {', '.join(_REQUIRED)}")
+        problem = _prediction_problem(p, sizes, cat_ids)
+        if problem:
+            raise BadInput(f"{path}: {where}: {problem}")
         h, w = sizes[p["image_id"]]
-        if list(seg["size"]) != [h, w]:
-            raise BadInput(f"prediction {i}: mask size {seg['size']} differs from image {p['image_id']}")
-        compressed.append((f"prediction {i}", seg["counts"], h * w))
-        if not isinstance(p["score"], numbers.Real):  # numpy scalars included
-            raise BadInput(f"prediction {i}: score must be a number")
-    check_compressed_rles(compressed, "predictions")
+        compressed.append((where, p["segmentation"]["counts"], h * w))
+    check_compressed_rles(compressed, path)
+
+
+def _prediction_problem(p: dict, sizes: dict[int, tuple[int, int]], cat_ids: set[int]) -> str | None:
+    """Why one prediction cannot be scored (ids, score, mask, bbox), or None."""
+    for key, known, what in (("image_id", sizes, "image"), ("category_id", cat_ids, "category")):
+        if not is_int(p[key]):
+            return f"{key} must be an integer, got {p[key]!r:.40}"
+        if p[key] not in known:
+            return f"{key} refers to unknown {what} id {p[key]}"
+    if "caption" in p:  # both libraries would score every result as a caption
+        return "caption makes it a captioning result, not an instance mask"
+    if not is_finite(p["score"]):
+        return f"score must be a finite number, got {p['score']!r:.40}"
+    seg = p["segmentation"]
+    if not isinstance(seg, dict) or not isinstance(seg.get("counts"), str) or "size" not in seg:
+        return "segmentation must be compressed RLE with size and str counts"
+    return rle_size_problem(seg["size"], *sizes[p["image_id"]]) or (bbox_problem(p["bbox"]) if "bbox" in p else None)

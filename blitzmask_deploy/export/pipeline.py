@@ -1,20 +1,35 @@
 """`export_checkpoint`: a checkpoint → `model_fp32.tflite`, `model_fp16.tflite`, `model_int8.tflite`, `model.onnx`
-and `manifest.json`, each file described by what is read back from it (sha256, bytes, exact I/O spec)."""
+and `manifest.json`, each file described by what is read back from it (sha256, bytes, exact I/O spec).
+
+An export is written into a hidden sibling folder and swapped in whole once every file and the manifest are there,
+so an interrupted export leaves the earlier export at OUT (or nothing), never a mix of old and new files; the
+earlier export's validation.json goes with it (it describes other files). OUT must be new or hold only files an
+export writes: a folder with anything else in it is refused rather than replaced.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 
 from torch import nn
 
 from blitzmask_deploy.core.artifacts import (
     EXPORT_FORMATS,
     FILE_NAMES,
+    MANIFEST_NAME,
+    VALIDATION_NAME,
     CheckpointRef,
     ExportedFile,
     Manifest,
@@ -24,6 +39,8 @@ from blitzmask_deploy.core.artifacts import (
 from blitzmask_deploy.core.errors import BadInput
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
+_SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted
+_EXPORT_NAMES = frozenset({MANIFEST_NAME, VALIDATION_NAME, _SCRATCH_FP32, *FILE_NAMES.values()})  # an export's files
 
 
 def export_checkpoint(
@@ -71,48 +88,120 @@ def export_model(
     calib_images: int = 128,
     progress: bool = True,
 ) -> Manifest:
-    """Export an in-memory model (forward → dict of NCHW head tensors) and write `out/manifest.json`."""
+    """Export an in-memory model (forward → dict of NCHW head tensors) with `out/manifest.json`; `out` is replaced
+    only once everything is written."""
     from blitzmask_deploy.export.calibration import calibration_images
+
+    _check_formats(formats, calib)
+    target = Path(out).resolve()
+    _check_out(target)
+    wanted = [f for f in EXPORT_FORMATS if f in formats]
+    calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
+    staging = _sibling(target, "partial")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir()
+    try:
+        manifest = Manifest(
+            variant=variant,
+            input_size=input_size,
+            categories=categories,
+            architecture=architecture or {},
+            checkpoint=checkpoint,
+            files=_write_files(model, staging, input_size, wanted, calibration, progress),
+            toolchain=toolchain_versions(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        write_manifest(manifest, staging)
+        _replace(target, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_files(
+    model: nn.Module, folder: Path, input_size: int, wanted: list[str], calibration: list, progress: bool
+) -> list[ExportedFile]:
+    """Write each format of `wanted` into `folder` (fp32 also as the intermediate of fp16 and int8); their entries."""
     from blitzmask_deploy.export.onnx import export_onnx
     from blitzmask_deploy.export.quantize import quantize_int8
     from blitzmask_deploy.export.tflite import cast_fp16, convert_fp32
     from blitzmask_deploy.export.wrapper import ExportWrapper, fuse_conv_bn, head_names
 
-    _check_formats(formats, calib)
-    wanted = [f for f in EXPORT_FORMATS if f in formats]
-    calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
-    out.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(fuse_conv_bn(model))
     heads = head_names(model, input_size)
-    fp32 = out / FILE_NAMES["fp32"] if "fp32" in wanted else out / ".model_fp32.scratch.tflite"
+    fp32 = folder / (FILE_NAMES["fp32"] if "fp32" in wanted else _SCRATCH_FP32)
     steps = {
         "fp32": lambda: convert_fp32(wrapper, input_size, fp32),
-        "fp16": lambda: cast_fp16(fp32, out / FILE_NAMES["fp16"]),
-        "int8": lambda: quantize_int8(fp32, calibration, out / FILE_NAMES["int8"]),
-        "onnx": lambda: export_onnx(wrapper, input_size, heads, out / FILE_NAMES["onnx"]),
+        "fp16": lambda: cast_fp16(fp32, folder / FILE_NAMES["fp16"]),
+        "int8": lambda: quantize_int8(fp32, calibration, folder / FILE_NAMES["int8"]),
+        "onnx": lambda: export_onnx(wrapper, input_size, heads, folder / FILE_NAMES["onnx"]),
     }
-    files: list[ExportedFile] = []
+    if "fp32" not in wanted and ("fp16" in wanted or "int8" in wanted):
+        _step("fp32 (intermediate)", progress, steps["fp32"])
+    files = []
+    for fmt in wanted:
+        _step(fmt, progress, steps[fmt])
+        files.append(describe(folder, fmt))
+    if "fp32" not in wanted:
+        fp32.unlink(missing_ok=True)
+    return files
+
+
+def _check_out(out: Path) -> None:
+    """BadInput unless `out` is new or a folder holding only what an export writes (it will be replaced whole)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BadInput(f"{out} exists and is not a folder: choose another --out")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _EXPORT_NAMES)
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise BadInput(f"{out} holds files an export does not write ({listed}): choose a new or empty folder for --out")
+
+
+def _sibling(out: Path, tag: str) -> Path:
+    """A fresh hidden path beside `out`: `.NAME.TAG-RANDOM`."""
+    return out.with_name(f".{out.name}.{tag}-{secrets.token_hex(4)}")
+
+
+def _replace(out: Path, new: Path) -> None:
+    """Put the folder `new` at `out`: an existing `out` is renamed aside, `new` renamed into place, the old one
+    deleted. SIGINT and SIGTERM wait until this is done, so `out` is always the old export or the new one."""
+    aside = _sibling(out, "old") if out.exists() else None
+    with _signals_held():
+        if aside is not None:
+            os.rename(out, aside)
+        try:
+            os.rename(new, out)
+        except OSError:
+            if aside is not None:
+                os.rename(aside, out)
+            raise
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Defer SIGINT and SIGTERM while the block runs: one that arrives is handled as usual when the block ends.
+    (Python runs signal handlers in the main thread only; elsewhere the block runs as it is.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, FrameType | None]] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda num, frame: caught.append((num, frame))) for s in held}
     try:
-        if "fp32" not in wanted and ("fp16" in wanted or "int8" in wanted):
-            _step("fp32 (intermediate)", progress, steps["fp32"])
-        for fmt in wanted:
-            _step(fmt, progress, steps[fmt])
-            files.append(describe(out, fmt))
+        yield
     finally:
-        if fp32.name.endswith(".scratch.tflite"):
-            fp32.unlink(missing_ok=True)
-    manifest = Manifest(
-        variant=variant,
-        input_size=input_size,
-        categories=categories,
-        architecture=architecture or {},
-        checkpoint=checkpoint,
-        files=files,
-        toolchain=toolchain_versions(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    write_manifest(manifest, out)
-    return manifest
+        for num, handler in previous.items():
+            signal.signal(num, handler)
+        for num, frame in caught[:1]:
+            if callable(previous[num]):
+                previous[num](num, frame)
+            elif previous[num] == signal.SIG_DFL:
+                signal.raise_signal(num)
 
 
 def describe(out: Path, fmt: str) -> ExportedFile:

@@ -4,14 +4,21 @@ Budgets come from `--budgets FILE` (a numerics.yaml) or else `models/<variant>/n
 AP points (0–100, as the paper writes them) and is compared with the stored drop on COCO's 0–1 scale through
 `NumericsCard.max_drop_fraction`. ONNX files use the `onnx` key, TFLite files their precision.
 The latency limit is `--max-latency-ms` or the card's `latency_p50_ms_max`; it applies to every benchmarked cell.
+
+The gate never passes by skipping what it cannot read: a budget that is not a finite number >= 0, a validated file
+whose AP or AP drop is not a finite number, or a finished cell without a readable p50 under a latency limit is
+BadInput (exit 2), as a budget miss is a failed check (exit 1).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from blitzmask_deploy.core.artifacts import EXPORT_FORMATS
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
@@ -84,7 +91,7 @@ def budget_key(row: Row) -> str:
 
 
 def load_budget_file(path: Path) -> Any:
-    """A NumericsCard read from an explicit numerics.yaml path."""
+    """A NumericsCard read from an explicit numerics.yaml path; every budget a finite number >= 0."""
     import yaml
     from pydantic import ValidationError
 
@@ -93,16 +100,34 @@ def load_budget_file(path: Path) -> Any:
     if not path.is_file():
         raise BadInput(f"budgets file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
-        return NumericsCard.model_validate(raw)
+        card = NumericsCard.model_validate(yaml.safe_load(path.read_text()))
     except yaml.YAMLError as err:
         raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(map(str, first["loc"])) or "top level"
         raise BadInput(f"{path}: invalid numerics card at '{where}': {' '.join(first['msg'].split())}") from None
-    except ValueError as err:  # raised by the card's own checks
-        raise BadInput(f"{path}: invalid numerics card: {err}") from None
+    except (ValueError, OSError, RecursionError) as err:  # the card's own checks, an unreadable or undecodable file
+        raise BadInput(f"{path}: invalid numerics card: {' '.join(str(err).split()) or type(err).__name__}") from None
+    return _checked(card, path)
+
+
+def _checked(card: Any, path: Path) -> Any:
+    """`card` after checking that every budget in it is a finite number >= 0 (YAML reads .nan and .inf)."""
+    budgets = {
+        **{f"ap_drop_max.{k}": v for k, v in card.ap_drop_max.items()},
+        **{f"parity_max_abs.{k}": v for k, v in card.parity_max_abs.items()},
+        "latency_p50_ms_max": card.latency_p50_ms_max,
+    }
+    for where, value in budgets.items():
+        if value is not None and not _finite(value, minimum=0):
+            raise BadInput(f"{path}: invalid numerics card at '{where}': {value} is not a finite number >= 0")
+    return card
+
+
+def _finite(value: Any, minimum: float = -math.inf) -> bool:
+    """A real number (not a bool) that is finite and at least `minimum`."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
 
 
 class Budgets:
@@ -114,16 +139,18 @@ class Budgets:
         self.notes: list[str] = []
 
     def card(self, variant: str) -> Any:
-        """The NumericsCard for `variant`, or None (with a note) when it has none."""
+        """The NumericsCard for `variant`, or None (with a note) when it has none; one it has but that cannot be
+        read is BadInput."""
         if self._explicit is not None:
             return self._explicit
         if variant not in self._cards:
-            from blitzmask_deploy.core.cards import load_numerics
+            from blitzmask_deploy.core.cards import MODELS_DIR, list_model_cards, load_numerics
 
-            try:
-                self._cards[variant] = load_numerics(variant)
-            except BadInput as err:
-                self.notes.append(f"no numerics card for {variant}: {err}")
+            known = list_model_cards()
+            if variant in known:
+                self._cards[variant] = _checked(load_numerics(variant), MODELS_DIR / variant / "numerics.yaml")
+            else:
+                self.notes.append(f"no numerics card for {variant} (have {', '.join(known) or 'none'})")
                 self._cards[variant] = None
         return self._cards[variant]
 
@@ -141,22 +168,51 @@ class Budgets:
 
 
 def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: float | None = None) -> GateResult:
-    """Check every file's AP drop and every benchmarked cell's p50 latency; BadInput when nothing can be checked."""
+    """Check every validated file's AP drop and every finished cell's p50 latency; BadInput for an entry or budget
+    that cannot be read, and when nothing can be checked."""
+    if max_latency_ms is not None and not _finite(max_latency_ms, minimum=0):
+        raise BadInput(f"--max-latency-ms must be a finite number >= 0, got {max_latency_ms}")
+    _check_validations(results)
     cards = Budgets(budgets)
     notes: list[str] = []
     checks: list[Check] = []
     for row in results.files():
+        if budget_key(row) not in EXPORT_FORMATS:
+            raise BadInput(
+                f"{results.source}: {row.name}: format {row.format!r} with precision {row.precision!r} "
+                f"is no exported file's (budgets exist for {', '.join(EXPORT_FORMATS)})"
+            )
         limit = cards.ap_drop(row)
         if limit is None:
             notes.append(f"{row.name}: no AP-drop budget for '{budget_key(row)}'")
-        elif row.drop is None:
-            notes.append(f"{row.name}: no AP drop recorded (no reference AP)")
         else:
             checks.append(Check("ap_drop", row.name, "host", row.drop, limit, "ap"))
-    for row in results.benchmarked():
+    for row in results.rows:
+        if row.status == "not benchmarked":
+            continue
         limit = max_latency_ms if max_latency_ms is not None else cards.latency_ms(row)
-        if limit is not None and row.p50_ms is not None:
+        if limit is None:
+            continue
+        if row.status != "done":
+            notes.append(f"{row.name} on {row.target}: {row.status}, no latency to check")
+        elif not _finite(row.p50_ms, minimum=0):
+            raise BadInput(
+                f"{results.source}: {row.name} on {row.target} is done but its p50 latency {row.p50_ms!r} is unreadable"
+            )
+        else:
             checks.append(Check("latency_p50", row.name, row.target, row.p50_ms, float(limit), "ms"))
     if not checks:
         raise BadInput(f"{results.source}: nothing to check (no AP drops with budgets, no latency limit)")
     return GateResult(checks=checks, notes=list(dict.fromkeys(cards.notes + notes)))
+
+
+def _check_validations(results: Results) -> None:
+    """BadInput for a validated file whose AP or AP drop is not a finite number (the gate would have to skip it)."""
+    for validation in results.validations:
+        for i, entry in enumerate(validation["variants"]):
+            for key in ("mask_ap", "mask_ap_drop"):
+                if not _finite(entry.get(key)):
+                    raise BadInput(
+                        f"{results.source}: validation of {validation.get('variant')}: variants[{i}] "
+                        f"({entry.get('name')}): {key} {entry.get(key)!r:.40} is not a finite number"
+                    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,12 +77,40 @@ def _gate_section(gate: GateResult | None, error: str | None) -> str:
 
 
 def write_report(results: Results, out: Path, *, budgets: Path | None = None) -> ReportFiles:
-    """Write `out/report.html`, `out/summary.md` and the PNG figures; return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in FIGURES:
-        (out / stale).unlink(missing_ok=True)
+    """Write `out/report.html`, `out/summary.md` and the PNG figures; return their paths.
+
+    Everything is read and checked first (a bad budgets file is BadInput with `out` untouched); the files are then
+    rendered into a hidden folder inside `out` and each renamed into place, so every file is whole, old or new."""
     cards = Budgets(budgets)
     file_budgets = {r.sha256: cards.ap_drop(r) for r in results.files()}
+    try:
+        gate, gate_error = run_gate(results, budgets=budgets), None
+    except BadInput as err:
+        gate, gate_error = None, str(err)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} exists and is not a folder: choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
+            files = _render(results, Path(staging), file_budgets, gate, gate_error)
+            for path in [files.html, files.markdown, *files.images]:
+                os.replace(path, out / path.name)
+    except OSError as err:
+        raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
+    for stale in set(FIGURES) - {p.name for p in files.images}:
+        (out / stale).unlink(missing_ok=True)
+    return ReportFiles(
+        html=out / files.html.name,
+        markdown=out / files.markdown.name,
+        images=[out / p.name for p in files.images],
+        gate=gate,
+    )
+
+
+def _render(
+    results: Results, out: Path, file_budgets: dict[str, float | None], gate: GateResult | None, gate_error: str | None
+) -> ReportFiles:
+    """Write report.html, summary.md and the figures into `out` (a fresh folder)."""
     estimates = [(r, e) for r in results.benchmarked() if (e := estimate(r)) is not None]
     figures = [
         (
@@ -110,11 +140,6 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
             "No roofline: needs the variant's GMACs in the export manifest and a benchmarked cell.",
         ),
     ]
-    try:
-        gate, gate_error = run_gate(results, budgets=budgets), None
-    except BadInput as err:
-        gate, gate_error = None, str(err)
-
     roof_rows = [
         [
             row.name,

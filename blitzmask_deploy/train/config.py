@@ -16,6 +16,7 @@ from typing import Any
 from blitzmask_deploy.core.errors import BadInput
 
 OPTIMIZERS = ("adamw", "sgd", "muon")
+MAX_INPUT_SIZE = 4096  # pixels: a larger square input is a typo (one 4096² batch of 4 already needs GBs)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     input_size: int = 320
     resume: bool = False
+    overwrite: bool = False  # start over in an `out` that holds an earlier run (its files are deleted)
     workers: int | None = None
     threads: int | None = None  # torch threads per process
     seed: int = 0
@@ -75,10 +77,16 @@ class TrainConfig:
             raise BadInput("--epochs must be ≥ 1 and --minutes > 0")
         if self.minutes is not None and not math.isfinite(self.minutes):
             raise BadInput("--minutes must be a finite number")
-        if (self.batch_size is not None and self.batch_size < 1) or self.input_size < 32 or self.input_size % 32:
-            raise BadInput("--batch-size must be ≥ 1 and --input-size a multiple of 32")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise BadInput("--batch-size must be ≥ 1")
+        if not 32 <= self.input_size <= MAX_INPUT_SIZE or self.input_size % 32:
+            raise BadInput(f"--input-size must be a multiple of 32 from 32 to {MAX_INPUT_SIZE}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise BadInput("--lr must be a positive number")
+        if self.resume and self.overwrite:
+            raise BadInput("give at most one of --resume and --overwrite")
+        if not 0 <= self.seed < 2**32:
+            raise BadInput(f"--seed must be from 0 to {2**32 - 1}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise BadInput(f"unknown optimizer {self.optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
         if not 0 <= self.mosaic <= 1 or not 0 <= self.close_mosaic <= 1:

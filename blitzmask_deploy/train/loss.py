@@ -38,9 +38,7 @@ def clamp_probabilities(p: Tensor) -> Tensor:
     return p.float().clamp(1e-4, 1 - 1e-4)
 
 
-def focal_loss(
-    pred: Tensor, gt: Tensor, ignore: Tensor | None = None, alpha: float = 2.0, beta: float = 4.0
-) -> Tensor:
+def focal_loss(pred: Tensor, gt: Tensor, ignore: Tensor | None = None, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
     """CenterNet penalty-reduced focal loss on probabilities `pred` vs Gaussian targets `gt` (B,C,h,w); cells where
     `ignore` (B,h,w) is set (crowd regions) add no negative term."""
     pred = clamp_probabilities(pred)

@@ -26,6 +26,8 @@ from blitzmask_deploy.train.ema import ModelEMA
 from blitzmask_deploy.train.loss import blitzmask_loss
 from blitzmask_deploy.train.optim import build_optimizer, lr_factor, set_lr
 
+RUN_FILES = ("last.pt", "best.pt", "metrics.json")  # what a run writes into OUT; any of them marks an earlier run
+
 
 def train(cfg: TrainConfig) -> dict:
     """Train as configured (options left as None come from the recipe for this hardware); returns the metrics
@@ -34,6 +36,7 @@ def train(cfg: TrainConfig) -> dict:
     from blitzmask_deploy.modeling.registry import create_model
 
     cfg.check()
+    earlier = _earlier_run(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dist_info = init_distributed(device)
     if device.type == "cuda":
@@ -49,9 +52,28 @@ def train(cfg: TrainConfig) -> dict:
         torch.manual_seed(cfg.seed)
         model = create_model(cfg.model, num_classes=train_ds.num_classes, input_size=cfg.input_size)
         model = model.to(device, memory_format=torch.channels_last)  # ~2× faster convs on CPU
-        return _Run(cfg, dist_info, device, model, train_ds, val_ds).run()
+        run = _Run(cfg, dist_info, device, model, train_ds, val_ds)
+        if dist_info.is_main:  # --overwrite, once every input is known good: nothing of the earlier run may mix in
+            for path in earlier:
+                path.unlink(missing_ok=True)
+        return run.run()
     finally:
         shutdown(dist_info)
+
+
+def _earlier_run(cfg: TrainConfig) -> list[Path]:
+    """The files of an earlier run in OUT that --overwrite replaces; BadInput when there are some and neither
+    --resume nor --overwrite was given, or when OUT is not a folder."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} exists and is not a folder: choose another --out")
+    earlier = [out / name for name in RUN_FILES if (out / name).exists()]
+    if earlier and not (cfg.resume or cfg.overwrite):
+        names = ", ".join(p.name for p in earlier)
+        raise BadInput(
+            f"{cfg.out} holds an earlier run ({names}): pass --resume to continue it or --overwrite to start over"
+        )
+    return [] if cfg.resume else earlier
 
 
 class _Run:

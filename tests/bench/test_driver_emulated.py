@@ -122,7 +122,7 @@ def test_cli_sweep_on_emulated_device(emu, apk: Path, bench_tflite: Path, tmp_pa
     cmd = _bench_cmd(emu, apk, bench_tflite, tmp_path / "r.sqlite", "--delegate", "xnnpack,gpu", "--threads", "1",
                      "--warmup", "1", "--runs", "10")  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ})
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # the gpu cell failed: exit 1, not 0
     report = json.loads(out.stdout)
     assert (report["done"], report["failed"], report["pending"]) == (1, 1, 0)
     by_delegate = {c["delegate"]: c for c in report["cells"]}
