@@ -1,7 +1,8 @@
 """A phone (or the emulated device) behind an adb server, driven through adbutils.
 
-Every adb call has a timeout and every shell argument is quoted (protocol.quote_command); models are pushed
-to a content-addressed path, so local file names never reach the device shell.
+Every adb call has a timeout and every shell argument is quoted (protocol.quote_command); models and input sets
+are pushed to content-addressed paths, so local file names never reach the device shell (input tensor files keep
+their names, which protocol.input_set restricts to letters, digits and `._-`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import re
 import socket
 import struct
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blitzmask_deploy.bench import protocol
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout, InstrumentationFailed, RuntimeMissing
 from blitzmask_deploy.bench.thermal import CLOCKS_SCRIPT, THERMAL_SCRIPT, parse_clocks_output, parse_thermal_output
 from blitzmask_deploy.core.errors import BadInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PROPS = {
     "fingerprint": "ro.build.fingerprint",
@@ -109,7 +113,7 @@ class AndroidDevice:
         self.serial: str = adb_device.serial
         self.adb_server = adb_server
         self.instrument_timeout = instrument_timeout
-        self._verified: set[str] = set()
+        self._verified: set[str] = set()  # model sha256s and input set digests checked on the device
         self._info: dict | None = None
 
     @classmethod
@@ -224,6 +228,47 @@ class AndroidDevice:
         self._verified.add(sha256)
         return remote
 
+    def push_inputs(self, files: list[Path], digest: str) -> str:
+        """Push input tensor files to REMOTE_ROOT/inputs/<digest>/ (digest from protocol.input_set) → that folder.
+
+        Files the device already holds with the same sha256 are not pushed again; files of the folder that are
+        not in the set are removed."""
+        remote = protocol.remote_inputs_path(digest)
+        if digest in self._verified:
+            return remote
+        actual, wanted = protocol.input_set(files)
+        if actual != digest:
+            raise BadInput(f"input set digest {digest} does not match its files ({actual})")
+        held = self._remote_tensor_sha256s(remote)
+        stale = sorted(set(held) - set(wanted))
+        missing = [Path(p) for p in files if held.get(Path(p).name) != wanted[Path(p).name]]
+        if stale or missing:
+            self.sh(
+                protocol.quote_command(["mkdir", "-p", remote])
+                + " && "
+                + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, posixpath.dirname(remote), remote])
+            )
+            for chunk in range(0, len(stale), 100):
+                self.sh(protocol.quote_command(["rm", "-f", *(f"{remote}/{n}" for n in stale[chunk : chunk + 100])]))
+            for path in missing:
+                guarded_call(self.serial, "push input", self._dev.sync.push, path, f"{remote}/{path.name}", 0o644)
+            if self._remote_tensor_sha256s(remote) != wanted:
+                raise DeviceError(f"{self.serial}: the input set pushed to {remote} does not verify (sha256)")
+        self._verified.add(digest)
+        return remote
+
+    def _remote_tensor_sha256s(self, folder: str) -> dict[str, str]:
+        """{file name: sha256} of the .npy files in a device folder ({} when it does not exist)."""
+        find = ["find", ".", "-maxdepth", "1", "-type", "f", "-name", "*.npy", "-exec", "sha256sum", "{}", "+"]
+        ret = self.sh(protocol.quote_command(["cd", folder]) + " && " + protocol.quote_command(find), timeout=300.0)
+        if ret.returncode != 0:
+            return {}
+        shas = {}
+        for line in ret.stdout.splitlines():
+            digest, _, name = line.strip().partition("  ")
+            shas[posixpath.basename(name)] = digest.lower()
+        return shas
+
     def run(
         self,
         remote_model: str,
@@ -238,13 +283,7 @@ class AndroidDevice:
     ) -> dict:
         """Run one cell with `am instrument`; the pulled result file, else the status line's JSON."""
         out = protocol.remote_result_path(cell_key)
-        self.sh(
-            protocol.quote_command(["mkdir", "-p", posixpath.dirname(out)])
-            + " && "
-            + protocol.quote_command(["chmod", "777", posixpath.dirname(out)])  # the app writes as its own uid
-            + " && "
-            + protocol.quote_command(["rm", "-f", out])
-        )
+        self._prepare_result(out)
         command = protocol.instrument_command(
             remote_model,
             delegate=delegate,
@@ -255,7 +294,65 @@ class AndroidDevice:
             sustained_s=sustained_s,
             target_fps=target_fps,
         )
-        ret = self.sh(command, timeout=self.instrument_timeout + sustained_s)
+        result = self._instrument(command, out, self.instrument_timeout + sustained_s)
+        if result["status"] == "runtime_missing":
+            raise RuntimeMissing(result.get("error") or "LiteRT runtime missing in the benchmark app", result)
+        return result
+
+    def run_accuracy(
+        self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
+    ) -> tuple[dict, dict[str, list[np.ndarray]]]:
+        """Run the app's accuracy mode on a pushed input set → (result JSON, {input stem: [output tensors]}).
+
+        The outputs are pulled from REMOTE_ROOT/outputs/<cell_key>/ and removed from the device; they are {}
+        unless the status is ok. A missing runtime or an unsupported delegate is the result's status."""
+        out = protocol.remote_result_path(cell_key)
+        folder = protocol.remote_outputs_path(cell_key)
+        self._prepare_result(out)
+        self.sh(
+            protocol.quote_command(["rm", "-rf", folder])
+            + " && "
+            + protocol.quote_command(["mkdir", "-p", folder])
+            + " && "
+            + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, posixpath.dirname(folder)])
+            + " && "
+            + protocol.quote_command(["chmod", "777", folder])  # the app writes as its own uid
+        )
+        command = protocol.instrument_command(
+            remote_model, delegate=delegate, threads=threads, out=out, mode="accuracy", inputs=remote_inputs,
+            outputs=folder,
+        )  # fmt: skip
+        result = self._instrument(command, out, self.instrument_timeout)
+        if result.get("mode") != "accuracy":
+            raise InstrumentationFailed(
+                f"{self.serial}: the benchmark app has no accuracy mode; install the current APK"
+            )
+        outputs = self._pull_outputs(result, folder) if result["status"] == "ok" else {}
+        with contextlib.suppress(DeviceError):  # the outputs are in hand: a device gone now is found later
+            self.sh(protocol.quote_command(["rm", "-rf", folder]), timeout=120.0)
+        return result, outputs
+
+    def _pull_outputs(self, result: dict, folder: str) -> dict[str, list[np.ndarray]]:
+        entries = guarded_call(self.serial, "list outputs", self._dev.sync.list, folder)
+        names = sorted(e.path for e in entries if e.path.endswith(".npy"))
+        files = (
+            (n, guarded_call(self.serial, "pull output", self._dev.sync.read_bytes, f"{folder}/{n}")) for n in names
+        )
+        return protocol.collect_outputs(result, files)
+
+    def _prepare_result(self, out: str) -> None:
+        """The result folder writable by the app's uid, no old result file in it."""
+        self.sh(
+            protocol.quote_command(["mkdir", "-p", posixpath.dirname(out)])
+            + " && "
+            + protocol.quote_command(["chmod", "777", posixpath.dirname(out)])  # the app writes as its own uid
+            + " && "
+            + protocol.quote_command(["rm", "-f", out])
+        )
+
+    def _instrument(self, command: str, out: str, timeout: float) -> dict:
+        """Run `am instrument`; the pulled result file, else the status line's JSON."""
+        ret = self.sh(command, timeout=timeout)
         from_line, _ = protocol.parse_instrument_output(ret.stdout)
         try:
             result = protocol.parse_result(guarded_call(self.serial, "pull result", self._dev.sync.read_bytes, out))
@@ -268,8 +365,6 @@ class AndroidDevice:
             raise InstrumentationFailed(f"{self.serial}: no result (am instrument exit {ret.returncode}): {tail[0]}")
         with contextlib.suppress(DeviceError):  # the result is in hand: a device gone now is found by the next call
             self.sh(protocol.quote_command(["rm", "-f", out]))
-        if result["status"] == "runtime_missing":
-            raise RuntimeMissing(result.get("error") or "LiteRT runtime missing in the benchmark app", result)
         return result
 
 

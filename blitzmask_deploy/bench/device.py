@@ -4,7 +4,10 @@ and `LocalDevice` (bench/local.py) implement."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Device(Protocol):
@@ -36,4 +39,15 @@ class Device(Protocol):
 
     def run(self, remote_model: str, *, cell_key: str, **settings: Any) -> dict:
         """Run one cell → the protocol's result JSON."""
+        ...
+
+    def push_inputs(self, files: list[Path], digest: str) -> str:
+        """Make a set of input tensor files (.npy; digest from protocol.input_set) available → the folder the app
+        reads; a set the device already holds is not pushed again."""
+        ...
+
+    def run_accuracy(
+        self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
+    ) -> tuple[dict, dict[str, list[np.ndarray]]]:
+        """Run accuracy mode → (result JSON, {input stem: [output tensors in output index order]}; {} unless ok)."""
         ...

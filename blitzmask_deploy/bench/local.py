@@ -3,19 +3,36 @@
 Timing: the input tensor is filled once with random values of its dtype; `first_inference_ms` is the first
 `invoke()` after `allocate_tensors()`, then `warmup` untimed runs, then `runs` timed `invoke()` calls
 (`runs_ms`). `init_ms` covers interpreter creation + allocate_tensors. Peak memory is this process's VmHWM.
+
+Accuracy: `run_local_accuracy` does what the app's accuracy mode does, on a folder of the host.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import resource
+import shutil
+import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from blitzmask_deploy.bench.protocol import base_result
+from blitzmask_deploy.bench.protocol import (
+    MAX_SAMPLES,
+    TENSOR_DTYPES,
+    base_accuracy_result,
+    base_result,
+    collect_outputs,
+    input_set,
+    load_tensor,
+    remote_inputs_path,
+    remote_outputs_path,
+    save_tensor,
+)
 from blitzmask_deploy.bench.thermal import read_clocks, read_thermal_zones, wait_for_cooldown
+from blitzmask_deploy.core.errors import BadInput
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,7 +98,8 @@ def run_local_benchmark(
     return result
 
 
-def _measure(litert, model: Path, result: dict, delegate: str, threads: int, warmup: int, runs: int) -> None:
+def _open(litert, model: Path, result: dict, delegate: str, threads: int):
+    """An allocated interpreter for `delegate`; sets `init_ms`, `delegate_applied` and `fallback` of `result`."""
     resolver = (
         litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if delegate == "cpu" else litert.OpResolverType.AUTO
     )
@@ -91,6 +109,11 @@ def _measure(litert, model: Path, result: dict, delegate: str, threads: int, war
     result["init_ms"] = (time.perf_counter() - t0) * 1e3
     applied = "xnnpack" if any(op["op_name"] == "DELEGATE" for op in interp._get_ops_details()) else "cpu"
     result.update(delegate_applied=applied, fallback=applied != delegate)
+    return interp
+
+
+def _measure(litert, model: Path, result: dict, delegate: str, threads: int, warmup: int, runs: int) -> None:
+    interp = _open(litert, model, result, delegate, threads)
     import numpy as np  # not at module level: `blitzmask devices` must start without numpy
 
     rng = np.random.default_rng(0)
@@ -107,6 +130,91 @@ def _measure(litert, model: Path, result: dict, delegate: str, threads: int, war
         interp.invoke()
         runs_ms.append((time.perf_counter_ns() - t0) / 1e6)
     result.update(runs_ms=runs_ms, status="ok", _interp=interp)
+
+
+def run_local_accuracy(
+    model: Path,
+    inputs: Path,
+    outputs: Path,
+    *,
+    delegate: str = "xnnpack",
+    threads: int = 4,
+    device: dict | None = None,
+) -> dict:
+    """Accuracy mode on the host, as the app runs it: every .npy file of `inputs` (sorted by name) through `model`,
+    each output tensor written raw to OUTPUTS/<input stem>.<output index>.npy → the accuracy result JSON (never
+    raises for model, runtime or input problems: those come back as a status with one line naming the file)."""
+    result = base_accuracy_result(str(model), inputs=str(inputs), outputs=str(outputs), delegate=delegate,
+                                  threads=threads)  # fmt: skip
+    result["device"] = device if device is not None else host_device_info()
+    if delegate not in LOCAL_DELEGATES:
+        result.update(status="unsupported_delegate", error=f"delegate '{delegate}' is not available on the host")
+        return result
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError as err:
+        result.update(status="runtime_missing", error=f"ai-edge-litert is not installed: {err}")
+        return result
+    result["runtime_version"] = importlib.metadata.version("ai-edge-litert")
+    try:
+        _run_inputs(litert, model, inputs, outputs, result, delegate, threads)
+    except (ValueError, RuntimeError, OSError) as err:
+        result.update(status="error", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
+    result["peak_memory_kb"] = peak_memory_kb()
+    return result
+
+
+def _input_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ValueError(f"inputs folder not found: {folder}")
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".npy") and p.is_file()), key=lambda p: p.name)
+    if not files:
+        raise ValueError(f"no .npy files in the inputs folder {folder}")
+    if len(files) > MAX_SAMPLES:
+        raise ValueError(f"{len(files)} input files in {folder}: at most {MAX_SAMPLES} per request")
+    return files
+
+
+def _run_inputs(litert, model: Path, inputs: Path, outputs: Path, result: dict, delegate: str, threads: int):
+    if not model.is_file():
+        raise ValueError(f"model not found or unreadable: {model}")
+    files = _input_files(inputs)
+    outputs.mkdir(parents=True, exist_ok=True)
+    interp = _open(litert, model, result, delegate, threads)
+    specs = interp.get_output_details()
+    result["output_tensors"] = [
+        {"index": i, "name": d["name"], "dtype": d["dtype"].__name__, "shape": [int(n) for n in d["shape"]]}
+        for i, d in enumerate(specs)
+    ]
+    if len(interp.get_input_details()) != 1:
+        raise ValueError(f"accuracy mode needs a model with one input; {model} has {len(interp.get_input_details())}")
+    for i, out in enumerate(result["output_tensors"]):
+        if out["dtype"] not in TENSOR_DTYPES:
+            raise ValueError(f"output {i} ({out['name']}) is {out['dtype']}, which accuracy mode cannot write")
+    want = interp.get_input_details()[0]
+    for path in files:
+        array = load_tensor(path, path.name)
+        if array.dtype != want["dtype"] or list(array.shape) != [int(n) for n in want["shape"]]:
+            raise ValueError(
+                f"{path.name}: {_describe(array.dtype, array.shape)} does not match the model's input "
+                f"{_describe(want['dtype'], want['shape'])}"
+            )
+        interp.set_tensor(want["index"], array)
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        result["samples_ms"].append((time.perf_counter_ns() - t0) / 1e6)
+        stem = path.name.removesuffix(".npy")
+        for i, spec in enumerate(specs):
+            save_tensor(outputs / f"{stem}.{i}.npy", interp.get_tensor(spec["index"]))
+        result["samples"] = len(result["samples_ms"])
+    result["status"] = "ok"
+
+
+def _describe(dtype, shape) -> str:
+    """A dtype and shape as the app writes them: int8 (1, 64, 64, 3)."""
+    import numpy as np
+
+    return f"{np.dtype(dtype).name} {tuple(int(n) for n in shape)}"
 
 
 def _random_input(rng: np.random.Generator, shape, dtype) -> np.ndarray:
@@ -181,7 +289,10 @@ def _cpu_model() -> str | None:
 
 
 class LocalDevice:
-    """This host as a benchmark device (serial 'local'): the same protocol through bench.local."""
+    """This host as a benchmark device (serial 'local'): the same protocol through bench.local.
+
+    Accuracy mode stages input sets and outputs under `workdir` (default: a temporary folder removed with the
+    object)."""
 
     kind = "local"
     serial = LOCAL_SERIAL
@@ -192,9 +303,20 @@ class LocalDevice:
         *,
         thermal_root: Path = Path("/sys/class/thermal"),
         cpufreq_root: Path = Path("/sys/devices/system/cpu"),
+        workdir: Path | None = None,
     ) -> None:
         self.thermal_root = thermal_root
         self.cpufreq_root = cpufreq_root
+        self._workdir = workdir
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def workdir(self) -> Path:
+        """Where input sets (inputs/<digest>/) and outputs (outputs/<cell key>/) are staged."""
+        if self._workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="blitzmask-local-")
+            self._workdir = Path(self._tmp.name)
+        return self._workdir
 
     def alive(self) -> bool:
         """Always reachable."""
@@ -221,3 +343,39 @@ class LocalDevice:
         return run_local_benchmark(
             Path(remote_model), thermal_root=self.thermal_root, cpufreq_root=self.cpufreq_root, **settings
         )
+
+    def push_inputs(self, files: list[Path], digest: str) -> str:
+        """Stage the input tensor files (hard links, else copies) under WORKDIR/inputs/<digest>/ → that folder;
+        a set staged before is reused."""
+        folder = self.workdir / "inputs" / PurePosixPath(remote_inputs_path(digest)).name  # a hex digest only
+        if (folder / ".complete").is_file():
+            return str(folder)
+        actual, _ = input_set(files)
+        if actual != digest:
+            raise BadInput(f"input set digest {digest} does not match its files ({actual})")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for path in files:
+            try:
+                os.link(path, folder / Path(path).name)
+            except OSError:
+                shutil.copyfile(path, folder / Path(path).name)
+        (folder / ".complete").touch()
+        return str(folder)
+
+    def run_accuracy(
+        self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
+    ) -> tuple[dict, dict[str, list[np.ndarray]]]:
+        """Accuracy mode on the host → (result JSON, {input stem: [output tensors]}; {} unless status ok)."""
+        outputs = self.workdir / "outputs" / PurePosixPath(remote_outputs_path(cell_key)).name  # a hex key only
+        shutil.rmtree(outputs, ignore_errors=True)
+        try:
+            result = run_local_accuracy(
+                Path(remote_model), Path(remote_inputs), outputs, delegate=delegate, threads=threads
+            )
+            if result["status"] != "ok":
+                return result, {}
+            files = sorted(outputs.glob("*.npy"))
+            return result, collect_outputs(result, ((p.name, p.read_bytes()) for p in files))
+        finally:
+            shutil.rmtree(outputs, ignore_errors=True)

@@ -10,6 +10,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.emulated.apk import read_apk_info
@@ -20,12 +21,17 @@ SRC = APP / "app" / "src" / "main" / "java" / "com" / "blitzmask" / "bench"
 CORE_TEST = APP / "core-test"
 TOOLS = ROOT / ".cache" / "android-tools" / "root"
 
-# The schema-1 result keys of /tmp/tasks/protocol.md (docs/benchmarking.md), in the app's output order.
+# The schema-1 result keys of docs/benchmarking.md, in the app's output order: timing mode, accuracy mode.
 RESULT_KEYS = [
     "schema", "status", "error", "model", "delegate_requested", "delegate_applied", "fallback", "fallback_ops",
     "threads", "warmup", "runs", "init_ms", "first_inference_ms", "runs_ms", "peak_memory_kb", "thermal_before",
     "thermal_after", "clocks_before", "clocks_after", "sustained", "runtime", "runtime_version", "app_version",
     "device",
+]  # fmt: skip
+ACCURACY_KEYS = [
+    "schema", "mode", "status", "error", "model", "inputs", "outputs", "delegate_requested", "delegate_applied",
+    "fallback", "threads", "init_ms", "samples", "samples_ms", "output_tensors", "peak_memory_kb", "runtime",
+    "runtime_version", "app_version", "device",
 ]  # fmt: skip
 
 pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK (javac) on this machine")
@@ -72,8 +78,8 @@ def _run_core_tests(classes: dict[str, Path], mode: str, with_fake: bool = False
 
 
 def _check_schema(result: dict) -> None:
-    assert list(result) == RESULT_KEYS
-    assert result["schema"] == 1 and result["app_version"] == "0.1.0" and result["runtime"] == "litert"
+    assert list(result) == (ACCURACY_KEYS if result.get("mode") == "accuracy" else RESULT_KEYS)
+    assert result["schema"] == 1 and result["app_version"] == "0.2.0" and result["runtime"] == "litert"
     assert result["status"] in ("ok", "runtime_missing", "unsupported_delegate", "error")
 
 
@@ -81,11 +87,18 @@ def test_core_has_no_android_imports_except_the_instrumentation() -> None:
     android = sorted(p.name for p in SRC.glob("*.java") if "import android." in p.read_text())
     assert android == ["BenchInstrumentation.java"]
     names = {p.name for p in _core_sources()}
-    assert {"BenchArgs.java", "Stats.java", "Timer.java", "Json.java", "ResultBuilder.java", "SysFs.java"} <= names
+    assert {"BenchArgs.java", "Stats.java", "Timer.java", "Json.java", "ResultBuilder.java", "SysFs.java", "Npy.java",
+            "AccuracyRunner.java"} <= names  # fmt: skip
 
 
-def test_core_units(jvm_classes: dict[str, Path]) -> None:
-    emitted = _run_core_tests(jvm_classes, "core")
+@pytest.fixture(scope="module")
+def core_results(jvm_classes: dict[str, Path]) -> dict[str, dict]:
+    """The plain-Java units (arguments, stats, JSON, .npy, sysfs) on the host JVM."""
+    return _run_core_tests(jvm_classes, "core")
+
+
+def test_core_units(core_results: dict[str, dict]) -> None:
+    emitted = core_results
     # The Java writer's output parsed by Python's json: escapes, non-finite numbers, nesting.
     assert emitted["json_writer"] == {
         "s": 'a"b\\c\nd\te\u0001f/é€',
@@ -110,6 +123,29 @@ def test_core_units(jvm_classes: dict[str, Path]) -> None:
     }  # fmt: skip
 
 
+# The shapes and byte pattern of CoreTests.npy_round_trip, per dtype.
+NPY_SHAPES = {"float32": (2, 3, 4), "float16": (5,), "int8": (1, 4, 4, 3), "uint8": (), "int32": (3, 2)}
+
+
+def _pattern(n: int, seed: int) -> bytes:
+    """CoreTests.pattern: byte i is i·37 + seed·11 + 5 (mod 256)."""
+    return bytes((i * 37 + seed * 11 + 5) % 256 for i in range(n))
+
+
+def test_npy_files_of_the_app_are_numpys(core_results: dict[str, dict], jvm_classes: dict[str, Path]) -> None:
+    """The app's .npy writer: what numpy.load reads (no pickle), byte for byte what numpy.save writes."""
+    files = core_results["npy_files"]
+    assert list(files) == list(NPY_SHAPES)
+    for seed, (dtype, shape) in enumerate(NPY_SHAPES.items()):
+        path = jvm_classes["tmp"] / "core" / "npy" / f"{dtype}.npy"
+        array = np.load(path, allow_pickle=False)
+        assert (array.dtype.name, array.shape) == (dtype, shape)
+        assert array.tobytes() == _pattern(array.nbytes, seed)
+        path_np = path.with_suffix(".numpy.npy")
+        np.save(path_np, array)
+        assert path.read_bytes() == path_np.read_bytes()
+
+
 def test_without_runtime_reports_runtime_missing(jvm_classes: dict[str, Path]) -> None:
     emitted = _run_core_tests(jvm_classes, "runtime-missing")
     missing = emitted["runtime_missing"]
@@ -121,6 +157,12 @@ def test_without_runtime_reports_runtime_missing(jvm_classes: dict[str, Path]) -
     _check_schema(bad)
     assert bad["status"] == "error" and "threads" in bad["error"]
     assert bad["threads"] is None and bad["model"] == "m"
+    accuracy = emitted["accuracy_runtime_missing"]
+    _check_schema(accuracy)
+    assert accuracy["status"] == "runtime_missing" and accuracy["samples"] == 0 and accuracy["threads"] == 2
+    bad_accuracy = emitted["accuracy_bad_args"]
+    _check_schema(bad_accuracy)
+    assert bad_accuracy["status"] == "error" and bad_accuracy["inputs"] == "/in" and bad_accuracy["threads"] is None
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +189,38 @@ def test_benchmark_flow_with_fake_runtime(fake_runtime_results: dict[str, dict])
     assert 15 <= sustained["frames"] <= 42 and sustained["throttled"] is False  # paced at 40 fps, 1 ms frames
 
 
+def test_accuracy_mode_with_fake_runtime(fake_runtime_results: dict[str, dict]) -> None:
+    """Accuracy mode over a folder: one .npy per sample and output, named <stem>.<index>.npy, that numpy reads as the
+    fake runtime computed them (byte j of output k = byte j mod n of the input + k + 1)."""
+    ok = fake_runtime_results["accuracy_ok"]
+    _check_schema(ok)
+    assert (ok["status"], ok["samples"], len(ok["samples_ms"]), ok["delegate_applied"]) == ("ok", 3, 3, "cpu")
+    assert ok["output_tensors"] == [
+        {"index": 0, "name": "heat", "dtype": "float32", "shape": [1, 2, 2, 2]},
+        {"index": 1, "name": "box", "dtype": "int8", "shape": [1, 5]},
+        {"index": 2, "name": "out2", "dtype": "uint8", "shape": [3]},
+    ]
+    folders = fake_runtime_results["accuracy_files"]
+    inputs, outputs = Path(folders["inputs"]), Path(folders["outputs"])
+    for stem in ("a", "b", "c.1"):
+        x = np.load(inputs / f"{stem}.npy", allow_pickle=False)
+        assert (x.dtype, x.shape) == (np.int8, (1, 4, 4, 3))
+        raw = x.view(np.uint8).ravel()
+        for spec in ok["output_tensors"]:
+            out = np.load(outputs / f"{stem}.{spec['index']}.npy", allow_pickle=False)
+            assert (out.dtype.name, list(out.shape)) == (spec["dtype"], spec["shape"])
+            expected = (raw[np.arange(out.nbytes) % raw.size].astype(int) + spec["index"] + 1) % 256
+            assert out.view(np.uint8).ravel().tolist() == expected.tolist()
+    mismatch = fake_runtime_results["accuracy_mismatch"]
+    _check_schema(mismatch)
+    assert mismatch["error"] == "b_float.npy: float32 (1, 4, 4, 3) does not match the model's input int8 (1, 4, 4, 3)"
+
+
 def test_results_parse_with_the_driver(fake_runtime_results: dict[str, dict]) -> None:
     """What the app prints is what the driver's protocol parser accepts (status line and file are one JSON)."""
     protocol = pytest.importorskip("blitzmask_deploy.bench.protocol")
     assert len(fake_runtime_results) >= 4
-    for result in fake_runtime_results.values():
+    for result in (r for r in fake_runtime_results.values() if "schema" in r):
         line = f"INSTRUMENTATION_STATUS: blitzmask_result={json.dumps(result)}\n"
         text = line + f"INSTRUMENTATION_STATUS_CODE: 0\nINSTRUMENTATION_RESULT: status={result['status']}\n"
         parsed, status = protocol.parse_instrument_output(text + "INSTRUMENTATION_CODE: -1\n")
@@ -221,8 +290,8 @@ def test_build_apk_signed_and_verified(tmp_path: Path, jvm_classes: dict[str, Pa
     sidecar = json.loads((out / "blitzmask-bench.apk.json").read_text())
     assert sidecar == {
         "package": "com.blitzmask.bench",
-        "version_name": "0.1.0",
-        "version_code": 1,
+        "version_name": "0.2.0",
+        "version_code": 2,
         "sha256": hashlib.sha256(apk.read_bytes()).hexdigest(),
         "litert_bundled": False,
     }
@@ -234,7 +303,7 @@ def test_build_apk_signed_and_verified(tmp_path: Path, jvm_classes: dict[str, Pa
     assert b"Lcom/blitzmask/bench/BenchInstrumentation;" in dex
     assert b"Lorg/tensorflow/lite/Interpreter;" not in dex
     info = read_apk_info(apk)  # what the driver and the emulated `pm` read from the binary manifest
-    assert (info.package, info.version_code, info.version_name) == ("com.blitzmask.bench", 1, "0.1.0")
+    assert (info.package, info.version_code, info.version_name) == ("com.blitzmask.bench", 2, "0.2.0")
 
     # With a (fake) runtime AAR: its classes are dexed in and its native library lands in lib/<abi>/.
     aar = _fake_aar(tmp_path / "fake-litert.aar", jvm_classes["fake"])

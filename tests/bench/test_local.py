@@ -1,16 +1,26 @@
-"""The local host device: the protocol run with ai-edge-litert."""
+"""The local host device: the protocol run with ai-edge-litert, timing and accuracy mode."""
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from blitzmask_deploy.bench.local import LocalDevice, run_local_benchmark
-from blitzmask_deploy.bench.protocol import REQUIRED_KEYS, base_result, parse_result
+from blitzmask_deploy.bench.local import LocalDevice, run_local_accuracy, run_local_benchmark
+from blitzmask_deploy.bench.protocol import (
+    REQUIRED_KEYS,
+    base_accuracy_result,
+    base_result,
+    input_set,
+    parse_result,
+    save_tensor,
+)
+from blitzmask_deploy.core.errors import BadInput
 
 
 def _cpufreq(root: Path, khz: int, n: int = 2) -> Path:
@@ -96,3 +106,103 @@ def test_local_device_interface(bench_tflite: Path, tmp_path: Path) -> None:
     remote = dev.prepare(bench_tflite, "00" * 32)
     res = dev.run(remote, cell_key="ab" * 16, delegate="xnnpack", threads=1, warmup=0, runs=3)
     assert res["status"] == "ok" and len(res["runs_ms"]) == 3
+
+
+# --- accuracy mode ---------------------------------------------------------------------------------------------
+def _inputs(folder: Path, n: int = 3, dtype: str = "float32", shape: tuple = (1, 64, 64, 3)) -> list[Path]:
+    """`n` random input tensor files named s0.npy, s1.npy, …"""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    files = []
+    for i in range(n):
+        files.append(folder / f"s{i}.npy")
+        save_tensor(files[-1], rng.random(shape, dtype=np.float32).astype(dtype))
+    return files
+
+
+def _host_outputs(model: Path, files: list[Path], threads: int) -> dict[str, list[np.ndarray]]:
+    """The outputs of plain ai-edge-litert (XNNPACK) on the same inputs: the reference."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model), num_threads=threads)
+    interp.allocate_tensors()
+    (spec,) = interp.get_input_details()
+    outs = {}
+    for path in files:
+        interp.set_tensor(spec["index"], np.load(path))
+        interp.invoke()
+        outs[path.stem] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    return outs
+
+
+def test_local_accuracy_writes_each_output_like_the_app(bench_tflite: Path, tmp_path: Path) -> None:
+    files = _inputs(tmp_path / "in")
+    (tmp_path / "in" / "notes.txt").write_text("not an input")
+    res = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="xnnpack", threads=2)
+    assert res["status"] == "ok", res["error"]
+    keys = base_accuracy_result("m", inputs="i", outputs="o", delegate="cpu", threads=1)
+    assert parse_result(json.dumps(res)) == res and list(res) == list(keys)
+    assert (res["mode"], res["samples"], len(res["samples_ms"])) == ("accuracy", 3, 3)
+    assert res["delegate_applied"] == "xnnpack" and res["fallback"] is False and res["init_ms"] > 0
+    assert res["output_tensors"] == [
+        {"index": 0, "name": "serving_default_output_0_output", "dtype": "float32", "shape": [1, 64, 64, 8]}
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.0.npy", "s1.0.npy", "s2.0.npy"]
+    reference = _host_outputs(bench_tflite, files, threads=2)
+    for stem, (expected,) in reference.items():
+        assert np.array_equal(np.load(tmp_path / "out" / f"{stem}.0.npy", allow_pickle=False), expected)
+
+
+def test_local_accuracy_errors_name_the_file(bench_tflite: Path, tmp_path: Path) -> None:
+    _inputs(tmp_path / "in", n=1)
+    _inputs(tmp_path / "in2", n=1, dtype="float16")
+    shape = _inputs(tmp_path / "in3", n=1, shape=(64, 64, 3))[0]
+    cases = {
+        tmp_path / "nope": "inputs folder not found",
+        tmp_path / "out": "no .npy files in the inputs folder",
+        tmp_path / "in2": "s0.npy: float16 (1, 64, 64, 3) does not match the model's input float32 (1, 64, 64, 3)",
+        shape.parent: "s0.npy: float32 (64, 64, 3) does not match",
+    }
+    (tmp_path / "out").mkdir()
+    for folder, message in cases.items():
+        res = run_local_accuracy(bench_tflite, folder, tmp_path / "out", delegate="cpu", threads=1)
+        assert res["status"] == "error" and message in res["error"], res["error"]
+    (tmp_path / "in" / "s1.npy").write_bytes(b"garbage")
+    res = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
+    assert res["error"].startswith("s1.npy: not a readable .npy tensor") and res["samples"] == 1
+    res = run_local_accuracy(tmp_path / "none.tflite", tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
+    assert "model not found" in res["error"]
+
+
+def test_local_accuracy_unsupported_delegate_and_missing_runtime(
+    bench_tflite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _inputs(tmp_path / "in", n=1)
+    gpu = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="gpu", threads=1)
+    assert gpu["status"] == "unsupported_delegate" and "gpu" in gpu["error"] and gpu["samples"] == 0
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    missing = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
+    assert missing["status"] == "runtime_missing" and "ai-edge-litert" in missing["error"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_local_device_accuracy(bench_tflite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _inputs(tmp_path / "in", n=2)
+    digest, _ = input_set(files)
+    dev = LocalDevice(workdir=tmp_path / "work")
+    remote = dev.push_inputs(files, digest)
+    assert sorted(p.name for p in Path(remote).glob("*.npy")) == ["s0.npy", "s1.npy"]
+    monkeypatch.setattr("blitzmask_deploy.bench.local.input_set", None)  # a staged set is not looked at again
+    assert dev.push_inputs(files, digest) == remote
+    res, outputs = dev.run_accuracy(str(bench_tflite), remote, cell_key="ab" * 16, delegate="xnnpack", threads=1)
+    assert res["status"] == "ok" and list(outputs) == ["s0", "s1"]
+    reference = _host_outputs(bench_tflite, files, threads=1)
+    assert all(np.array_equal(outputs[s][0], reference[s][0]) for s in reference)
+    assert not (tmp_path / "work" / "outputs" / ("ab" * 16)).exists()  # pulled, then removed
+    gpu, none = dev.run_accuracy(str(bench_tflite), remote, cell_key="cd" * 16, delegate="gpu", threads=1)
+    assert gpu["status"] == "unsupported_delegate" and none == {}
+    monkeypatch.undo()
+    with pytest.raises(BadInput, match="does not match its files"):
+        LocalDevice(workdir=tmp_path / "w2").push_inputs(files, "00" * 32)
+    with pytest.raises(ValueError):
+        dev.run_accuracy(str(bench_tflite), remote, cell_key="../x", delegate="cpu", threads=1)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import adbutils
+import numpy as np
 import pytest
 
 from blitzmask_deploy.bench.protocol import (
@@ -25,6 +26,7 @@ from blitzmask_deploy.bench.protocol import (
     instrument_command,
     parse_instrument_output,
     parse_result,
+    save_tensor,
 )
 from blitzmask_deploy.bench.thermal import read_thermal_zones
 from tests.support.emulated import device as emulated
@@ -93,6 +95,116 @@ def test_old_rootfs_versions_go_once_no_device_holds_them(tmp_path: Path) -> Non
 def test_parse_instrument_args() -> None:
     extras, component = _parse_instrument(["-w", "-r", "-e", "model", "/m x", "-e", "runs", "5", "p/.R"])
     assert extras == {"model": "/m x", "runs": "5"} and component == "p/.R"
+
+
+# --- accuracy mode and faults on the host side of the shims ------------------------------------------------------
+ACC_IN, ACC_OUT = "/data/local/tmp/blitzmask/inputs/x", "/data/local/tmp/blitzmask/outputs/y"
+
+
+def _services(state: Path, **faults: str) -> DeviceServices:
+    """The shims' host side for a device whose state is `state`, with the benchmark app installed."""
+    services = DeviceServices(state, {"ro.product.model": "BlitzMask Emulated"}, runner=dict, faults=faults)
+    (state / "data" / "system").mkdir(parents=True, exist_ok=True)
+    (state / "data" / "system" / "packages.json").write_text(json.dumps({PACKAGE: {"version_code": 2}}))
+    return services
+
+
+def _accuracy(services: DeviceServices, model: Path, delegate: str = "xnnpack", **extras: str) -> tuple[dict, str]:
+    """`am instrument` in accuracy mode through the shim → (result JSON, status)."""
+    remote = "/data/local/tmp/m.tflite"
+    if not services.host_path(remote).exists():
+        services.host_path(remote).write_bytes(model.read_bytes())
+    args = {"model": remote, "delegate": delegate, "threads": "1", "mode": "accuracy", "inputs": ACC_IN,
+            "outputs": ACC_OUT, **extras}  # fmt: skip
+    argv = ["am", "instrument", "-w", "-r"] + [x for k, v in args.items() for x in ("-e", k, v)]
+    out, code = services.handle("/", [*argv, f"{PACKAGE}/.BenchInstrumentation"])
+    assert code == 0, out
+    result, status = parse_instrument_output(out)
+    assert result["status"] == status
+    return result, status
+
+
+def _acc_inputs(services: DeviceServices, n: int = 2) -> None:
+    folder = services.host_path(ACC_IN)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        save_tensor(folder / f"img{i}.npy", rng.random((1, 64, 64, 3), dtype=np.float32))
+
+
+def _acc_outputs(services: DeviceServices) -> dict[str, np.ndarray]:
+    return {p.name: np.load(p, allow_pickle=False) for p in sorted(services.host_path(ACC_OUT).glob("*.npy"))}
+
+
+def test_am_instrument_accuracy_mode_runs_on_the_host(tmp_path: Path, bench_tflite: Path) -> None:
+    services = _services(tmp_path)
+    _acc_inputs(services)
+    result, status = _accuracy(services, bench_tflite)
+    assert status == "ok" and result["samples"] == 2 and result["mode"] == "accuracy"
+    assert (result["model"], result["inputs"], result["outputs"]) == ("/data/local/tmp/m.tflite", ACC_IN, ACC_OUT)
+    assert result["device"]["model"] == "BlitzMask Emulated"
+    assert list(_acc_outputs(services)) == ["img0.0.npy", "img1.0.npy"]
+    gone, _ = _accuracy(services, bench_tflite, inputs="/data/local/tmp/nowhere")
+    assert gone["error"] == "inputs folder not found: /data/local/tmp/nowhere"  # the device's path, not the host's
+    assert _accuracy(services, bench_tflite, delegate="gpu")[1] == "unsupported_delegate"
+    no_outputs, _ = _accuracy(services, bench_tflite, outputs="")
+    assert no_outputs["status"] == "error" and "-e outputs" in no_outputs["error"]
+    outside, _ = _accuracy(services, bench_tflite, outputs="/system/out")
+    assert "only /data, /sys and /tmp" in outside["error"]
+    assert "mode must be one of" in _accuracy(services, bench_tflite, mode="fast")[0]["error"]
+
+
+@pytest.mark.parametrize("kind", ["fp16", "noise", "zero"])
+def test_faults_change_that_delegates_outputs_only(tmp_path: Path, bench_tflite: Path, kind: str) -> None:
+    clean = _services(tmp_path / "clean")
+    faulty = _services(tmp_path / "faulty", xnnpack=kind)
+    for services in (clean, faulty):
+        _acc_inputs(services)
+        assert _accuracy(services, bench_tflite)[1] == "ok"
+    want, got = _acc_outputs(clean), _acc_outputs(faulty)
+    assert list(want) == list(got) and all(got[k].dtype == want[k].dtype for k in want)
+    for name, expected in want.items():
+        diff = np.abs(got[name] - expected)
+        if kind == "zero":
+            assert not got[name].any()
+        else:
+            assert 0 < diff.max() < 0.5 * np.abs(expected).max(), (kind, diff.max())
+    assert _accuracy(faulty, bench_tflite, delegate="cpu")[1] == "ok"  # another delegate computes right
+    cpu = _acc_outputs(faulty)
+    _accuracy(clean, bench_tflite, delegate="cpu")
+    assert all(np.array_equal(cpu[k], v) for k, v in _acc_outputs(clean).items())
+    assert _accuracy(faulty, bench_tflite)[1] == "ok"
+    again = _acc_outputs(faulty)
+    assert all(np.array_equal(again[k], v) for k, v in got.items())  # seeded: the same every run
+
+
+def test_noise_on_integer_outputs_moves_them_by_whole_steps() -> None:
+    from tests.support.emulated import faults
+
+    heads = np.array([[-128, -1, 0, 5, 127] * 40], dtype=np.int8)
+    noisy = faults._FAULTS["noise"]("s.1.npy", heads)
+    sigma = faults.NOISE_STD * heads.std()  # ≈ 4.3 steps
+    assert noisy.dtype == np.int8 and (noisy != heads).any() and np.abs(noisy.astype(int) - heads).max() <= 6 * sigma
+    assert np.array_equal(faults._FAULTS["zero"]("s.1.npy", heads), heads)  # zero: only output 0
+    assert not faults._FAULTS["zero"]("s.0.npy", heads).any()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fault", "tpu=noise"], "unknown delegate 'tpu'"),
+        (["--fault", "gpu=wobble"], "unknown fault 'wobble'"),
+        (["--fault", "gpu"], "DELEGATE=KIND"),
+    ],
+)
+def test_script_refuses_bad_faults(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
+    from tests.support.emulated.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["start", "/nonexistent/emu", *argv])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown fault"):
+        EmulatedDevice(Path("/nonexistent"), faults={"xnnpack": "fp64"})
 
 
 def _serve_relay(port: int, sock: Path) -> subprocess.Popen:
@@ -388,13 +500,15 @@ def test_start_failing_twice_is_one_clear_error_and_leaves_nothing_running(
 
 @pytest.mark.slow
 def test_script_starts_in_the_background_and_stops(emulated_device: EmulatedDevice, tmp_path: Path) -> None:
-    """`scripts/emulated-device start WORKDIR` prints `ADB_SERVER SERIAL` once the device is up and returns;
-    `stop WORKDIR` takes it down (the session's device above proves this machine can run one)."""
+    """`scripts/emulated-device start WORKDIR --fault …` prints `ADB_SERVER SERIAL` once the device is up and
+    returns; `stop WORKDIR` takes it down (the session's device above proves this machine can run one)."""
     script = REPO / "scripts" / "emulated-device"
     env = {**os.environ, "PYTHON": sys.executable}
-    started = subprocess.run([script, "start", tmp_path], capture_output=True, text=True, timeout=300, env=env)
+    start = [script, "start", tmp_path, "--fault", "xnnpack=zero", "--fault", "gpu=fp16"]
+    started = subprocess.run(start, capture_output=True, text=True, timeout=300, env=env)
     try:
         assert started.returncode == 0, started.stderr
+        assert "(faults: xnnpack=zero, gpu=fp16)" in (tmp_path / "emulated-device.log").read_text()
         server, serial = started.stdout.split()
         assert re.fullmatch(r"127\.0\.0\.1:\d+", server) and re.fullmatch(r"127\.0\.0\.1:\d+", serial)
         client = adbutils.AdbClient(host="127.0.0.1", port=int(server.rpartition(":")[2]))

@@ -1,9 +1,11 @@
 """`scripts/emulated-device start|stop WORKDIR`: the emulated device run by hand, in the background.
 
-`start WORKDIR` boots the device in a background process, waits until adb lists it as `device` and prints
-`ADB_SERVER SERIAL` (e.g. `127.0.0.1:5137 127.0.0.1:5601`) on stdout, then returns; starting a device that is
-already running prints its address again. `stop WORKDIR` stops it (and its private adb server). The background
-process logs to WORKDIR/emulated-device.log. Exit codes: 0 ok, 1 the device failed to start, 2 bad usage.
+`start WORKDIR [--fault DELEGATE=KIND ...]` boots the device in a background process, waits until adb lists it as
+`device` and prints `ADB_SERVER SERIAL` (e.g. `127.0.0.1:5137 127.0.0.1:5601`) on stdout, then returns; starting a
+device that is already running prints its address again (it keeps the faults it was started with). `--fault`
+makes that delegate's accuracy-mode outputs wrong: KIND is fp16, noise or zero (see faults.py). `stop WORKDIR`
+stops it (and its private adb server). The background process logs to WORKDIR/emulated-device.log. Exit codes:
+0 ok, 1 the device failed to start, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.support.emulated.faults import parse_fault
 
 PID_FILE = "emulated-device.pid"
 READY_FILE = "emulated-device.ready"
@@ -34,7 +38,7 @@ def _running_pid(workdir: Path) -> int | None:
     return pid
 
 
-def start(workdir: Path) -> int:
+def start(workdir: Path, faults: dict[str, str] | None = None) -> int:
     """Start the device in the background (or find it running) and print `ADB_SERVER SERIAL`."""
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / READY_FILE
@@ -43,6 +47,7 @@ def start(workdir: Path) -> int:
         return 0
     ready.unlink(missing_ok=True)
     command = [sys.executable, "-m", "tests.support.emulated", "serve", str(workdir)]
+    command += [f"--fault={delegate}={kind}" for delegate, kind in (faults or {}).items()]
     repo = Path(__file__).resolve().parents[3]
     with open(workdir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
@@ -65,13 +70,13 @@ def start(workdir: Path) -> int:
     return 1
 
 
-def serve(workdir: Path) -> int:
+def serve(workdir: Path, faults: dict[str, str] | None = None) -> int:
     """Run the device in this process until SIGTERM; write `ADB_SERVER SERIAL` to the ready file once it is up."""
     from tests.support.emulated.device import EmulatedDevice, EmulatorError, free_port_pair, reap_stale
 
     reap_stale()
     port, adb_port = free_port_pair()
-    device = EmulatedDevice(workdir / "device", port=port, adb_port=adb_port)
+    device = EmulatedDevice(workdir / "device", port=port, adb_port=adb_port, faults=faults)
     stop = False
 
     def on_signal(*_: object) -> None:
@@ -90,7 +95,8 @@ def serve(workdir: Path) -> int:
         tmp = workdir / (READY_FILE + ".tmp")
         tmp.write_text(f"{device.adb_address} {device.serial}\n")
         tmp.replace(workdir / READY_FILE)
-        print(f"ready: {device.adb_address} {device.serial}", flush=True)
+        faulty = ", ".join(f"{delegate}={kind}" for delegate, kind in device.faults.items()) or "none"
+        print(f"ready: {device.adb_address} {device.serial} (faults: {faulty})", flush=True)
         while not stop:
             time.sleep(0.2)
     finally:
@@ -122,11 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/emulated-device", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "stop", "serve"))
     parser.add_argument("workdir", type=Path)
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="DELEGATE=KIND",
+        help="accuracy mode of DELEGATE computes wrong: KIND is fp16, noise or zero (repeatable)",
+    )
     args = parser.parse_args(argv)
+    try:
+        faults = dict(parse_fault(text) for text in args.fault)
+    except ValueError as err:
+        parser.error(str(err))
     if args.action == "start":
-        return start(args.workdir)
+        return start(args.workdir, faults)
     if args.action == "serve":
-        return serve(args.workdir)
+        return serve(args.workdir, faults)
     return stop(args.workdir)
 
 

@@ -5,8 +5,9 @@ Debian trixie's adbd needs glibc 2.38+, so it runs in a chroot of extracted trix
 network namespaces (`unshare`, needs root). The host reaches it on 127.0.0.1:PORT only, through a relay
 (rootfs/forward.py; 5601: ports 5555–5585 would also show up as `emulator-N`); a private adb server
 on ADB_PORT (5137) is connected to it, so a user's own adb server is never touched. `getprop`, `pm`, `cmd`,
-`dumpsys` and `am` are shims; `am instrument` runs the benchmark protocol on the host (see emulated_worker).
-The driver cannot tell it from a phone connected over adb-over-TCP.
+`dumpsys` and `am` are shims; `am instrument` runs the benchmark protocol on the host (see worker.py), in accuracy
+mode through the fault switched on for the requested delegate, if any (`faults`, see faults.py). The driver cannot
+tell it from a phone connected over adb-over-TCP.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from tests.support.emulated.faults import check_faults
 from tests.support.emulated.worker import (
     DeviceServices,
     Runner,
@@ -233,9 +235,11 @@ class EmulatedDevice:
         adb_port: int = 5137,
         cache_dir: Path | None = None,
         runner: Runner | None = None,
+        faults: dict[str, str] | None = None,
     ) -> None:
         if port in EMULATOR_PORTS:
             raise ValueError(f"port {port} is in 5554–5585: adb would also list it as an emulator")
+        self.faults = check_faults(faults)  # {delegate: "fp16" | "noise" | "zero"}: accuracy mode computes wrong
         self.workdir = Path(workdir)
         self.port = port
         self.adb_port = adb_port
@@ -314,7 +318,7 @@ class EmulatedDevice:
     def _boot(self) -> None:
         self._start_relay()
         self._start_server()
-        self.services = DeviceServices(self.state, self.props, self._runner or _local_runner)
+        self.services = DeviceServices(self.state, self.props, self._runner or _local_runner, faults=self.faults)
         self._worker = SpoolWorker(self.state / "spool", self.services)
         self._worker.start()
         self.replug()

@@ -4,7 +4,9 @@ their arguments through a spool directory (see rootfs/shims/hostcall) and this w
 `am instrument` runs the benchmark protocol on the host: the runner (by default
 `bench.local.run_local_benchmark`) gets the model's host path, the device's fake thermal / cpufreq trees and the
 device record from its build.prop; the shim prints the standard instrumentation lines and the result JSON is
-written to the `-e out` path inside the device.
+written to the `-e out` path inside the device. In accuracy mode (`-e mode accuracy`) the accuracy runner (by
+default `bench.local.run_local_accuracy`) reads the inputs folder and writes the output tensors inside the device,
+through the fault of the requested delegate when one is switched on (faults.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from blitzmask_deploy.bench.protocol import PACKAGE, base_result
+from blitzmask_deploy.bench.protocol import MODES, PACKAGE, base_accuracy_result, base_result
 from tests.support.emulated.apk import ApkError, read_apk_info
+from tests.support.emulated.faults import check_faults, run_with_fault
 
 Runner = Callable[..., dict]
 SYSTEM_PACKAGES = {"android": 34, "com.android.shell": 34}
@@ -51,12 +54,25 @@ def device_record(props: dict[str, str]) -> dict:
 
 
 class DeviceServices:
-    """Answers `am`, `pm` and `dumpsys` for one device whose writable tree (/data, /sys) is `state`."""
+    """Answers `am`, `pm` and `dumpsys` for one device whose writable tree (/data, /sys) is `state`.
 
-    def __init__(self, state: Path, props: dict[str, str], runner: Runner) -> None:
+    `runner` runs timing mode (run_local_benchmark's signature), `accuracy_runner` accuracy mode
+    (run_local_accuracy's); `faults` maps a delegate to a fault kind of faults.py."""
+
+    def __init__(
+        self,
+        state: Path,
+        props: dict[str, str],
+        runner: Runner,
+        *,
+        accuracy_runner: Runner | None = None,
+        faults: dict[str, str] | None = None,
+    ) -> None:
         self.state = state
         self.props = props
         self.runner = runner
+        self.accuracy_runner = accuracy_runner or _local_accuracy_runner
+        self.faults = check_faults(faults)
         self._packages_file = state / "data" / "system" / "packages.json"
         self._lock = threading.Lock()
 
@@ -213,6 +229,11 @@ class DeviceServices:
         ), 0
 
     def _instrument(self, cwd: str, extras: dict[str, str]) -> dict:
+        mode = extras.get("mode", "timing").strip().lower()
+        if mode not in MODES:
+            return self._error(extras.get("model", ""), {}, f"mode must be one of {list(MODES)}, got '{mode}'")
+        if mode == "accuracy":
+            return self._accuracy(cwd, extras)
         model = extras.get("model", "")
         kwargs: dict = {"delegate": extras.get("delegate", "cpu")}
         try:
@@ -247,6 +268,46 @@ class DeviceServices:
         )
         result.update(error=message, device=device_record(self.props))
         return result
+
+    def _accuracy(self, cwd: str, extras: dict[str, str]) -> dict:
+        paths = {key: extras.get(key, "") for key in ("model", "inputs", "outputs")}
+        delegate = extras.get("delegate", "xnnpack")
+        result = base_accuracy_result(paths["model"], inputs=paths["inputs"], outputs=paths["outputs"],
+                                      delegate=delegate, threads=None)  # fmt: skip
+        result["device"] = device_record(self.props)
+        try:
+            result["threads"] = threads = int(extras.get("threads", 4))
+            missing = [f"-e {key}" for key, value in paths.items() if not value]
+            if missing:
+                raise ValueError(f"missing argument {missing[0]}")
+            host = {key: self.host_path(value, cwd) for key, value in paths.items()}
+        except ValueError as err:
+            result["error"] = f"bad argument: {err}"
+            return result
+        if not host["model"].is_file():
+            result["error"] = f"model not found or unreadable: {paths['model']}"
+            return result
+        kwargs = {"delegate": delegate, "threads": threads, "device": result["device"]}
+        try:
+            ran = run_with_fault(self.accuracy_runner, self.faults.get(delegate), host["model"], host["inputs"],
+                                 host["outputs"], **kwargs)  # fmt: skip
+        except Exception as err:  # the app reports a crash of its runtime as an error result
+            result["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
+            return result
+        return {**ran, **paths, "error": _device_paths(ran["error"], host, paths)}
+
+
+def _device_paths(text: str | None, host: dict[str, Path], device: dict[str, str]) -> str | None:
+    """`text` with the host paths of the device's folders written as the device sees them."""
+    for key, path in host.items():
+        text = text.replace(str(path), device[key]) if text else text
+    return text
+
+
+def _local_accuracy_runner(model: Path, inputs: Path, outputs: Path, **kwargs: object) -> dict:
+    from blitzmask_deploy.bench.local import run_local_accuracy
+
+    return run_local_accuracy(model, inputs, outputs, **kwargs)  # type: ignore[arg-type]
 
 
 def _parse_instrument(args: list[str]) -> tuple[dict[str, str], str]:

@@ -2,17 +2,25 @@ package org.tensorflow.lite;
 
 /** Package-private like LiteRT's TensorImpl: reflection must go through the public Tensor interface. */
 final class FakeTensor implements Tensor {
+    private final String name;
     private final DataType type;
     private final int[] shape;
 
-    FakeTensor(String spec) {
+    /** {@code TYPE:DxDx…[:name]}; without a name it is called {@code defaultName}. */
+    FakeTensor(String spec, String defaultName) {
         String[] parts = spec.split(":");
+        name = parts.length > 2 ? parts[2] : defaultName;
         type = DataType.valueOf(parts[0]);
         String[] dims = parts[1].split("x");
         shape = new int[dims.length];
         for (int i = 0; i < dims.length; i++) {
             shape[i] = Integer.parseInt(dims[i]);
         }
+    }
+
+    @Override
+    public String name() {
+        return name;
     }
 
     @Override

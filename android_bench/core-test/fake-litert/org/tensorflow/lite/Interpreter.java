@@ -11,8 +11,11 @@ import java.util.Map;
 
 /**
  * Test double of LiteRT's Interpreter. The "model" is a text file:
- * {@code inputs=FLOAT32:1x8x8x3,INT8:1x4;outputs=FLOAT32:1x10;busy_us=300}; a file starting with "bad" is
- * rejected like a corrupt flatbuffer, one starting with "nolib" fails like a missing native library. The GPU delegate always fails to apply; NNAPI applies.
+ * {@code inputs=FLOAT32:1x8x8x3,INT8:1x4;outputs=FLOAT32:1x10:heat;busy_us=300} (a tensor's optional third field
+ * is its name); a file starting with "bad" is rejected like a corrupt flatbuffer, one starting with "nolib" fails
+ * like a missing native library. The GPU delegate always fails to apply; NNAPI applies. Byte j of output k is
+ * byte (j mod n) of input 0 plus k + 1 (mod 256), n the input's size: outputs are a deterministic function of the
+ * input.
  */
 public final class Interpreter implements AutoCloseable {
     /** Settings of the last interpreter built, for assertions. */
@@ -64,8 +67,9 @@ public final class Interpreter implements AutoCloseable {
         for (String field : text.split(";")) {
             String[] kv = field.split("=", 2);
             if (kv[0].equals("inputs") || kv[0].equals("outputs")) {
+                List<Tensor> list = kv[0].equals("inputs") ? inputs : outputs;
                 for (String spec : kv[1].split(",")) {
-                    (kv[0].equals("inputs") ? inputs : outputs).add(new FakeTensor(spec));
+                    list.add(new FakeTensor(spec, (list == inputs ? "in" : "out") + list.size()));
                 }
             } else if (kv[0].equals("busy_us")) {
                 busy = Long.parseLong(kv[1]) * 1000L;
@@ -93,18 +97,25 @@ public final class Interpreter implements AutoCloseable {
 
     public void runForMultipleInputsOutputs(Object[] in, Map<Integer, Object> out) {
         long sum = 0;
+        byte[] first = null;
         for (int i = 0; i < in.length; i++) {
             ByteBuffer b = (ByteBuffer) in[i];
             if (b.remaining() != inputs.get(i).numBytes()) {
                 throw new IllegalArgumentException("input " + i + " has " + b.remaining() + " bytes left");
             }
-            while (b.hasRemaining()) {
-                sum += b.get() & 0xff;
+            byte[] bytes = new byte[b.remaining()];
+            b.get(bytes);
+            first = first == null ? bytes : first;
+            for (byte x : bytes) {
+                sum += x & 0xff;
             }
         }
         for (Map.Entry<Integer, Object> e : out.entrySet()) {
             ByteBuffer b = (ByteBuffer) e.getValue();
-            b.put(new byte[outputs.get(e.getKey()).numBytes()]);
+            int k = e.getKey();
+            for (int j = 0; j < outputs.get(k).numBytes(); j++) {
+                b.put((byte) (first[j % first.length] + k + 1));
+            }
         }
         long end = System.nanoTime() + busyNs;
         while (System.nanoTime() < end) {

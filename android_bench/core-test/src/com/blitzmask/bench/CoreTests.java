@@ -196,6 +196,104 @@ public final class CoreTests {
                 }
             }
         });
+        cases.put("args_accuracy", new Case() {
+            public void run() throws Exception {
+                BenchArgs a = BenchArgs.parse(extras("model", "m", "mode", " Accuracy ", "inputs", " /in ", "outputs",
+                        "/out", "delegate", "gpu", "threads", "2"));
+                check(a.accuracy(), "accuracy mode");
+                eq("/in", a.inputs, "inputs");
+                eq("/out", a.outputs, "outputs");
+                eq("gpu", a.delegate, "delegate");
+                BenchArgs t = BenchArgs.parse(extras("model", "m", "inputs", "/in"));
+                check(!t.accuracy() && t.mode.equals("timing"), "timing by default");
+                eq(null, t.inputs, "inputs unused in timing mode");
+                String[][] bad = {
+                    {"model", "m", "mode", "accuracy", "outputs", "/o"},
+                    {"model", "m", "mode", "accuracy", "inputs", "/i"},
+                    {"model", "m", "mode", "fast"},
+                };
+                for (final String[] kv : bad) {
+                    raises(BenchArgs.BadArgs.class, new Case() {
+                        public void run() throws Exception {
+                            BenchArgs.parse(extras(kv));
+                        }
+                    }, Arrays.toString(kv));
+                }
+            }
+        });
+        cases.put("npy_round_trip", new Case() {
+            public void run() throws Exception {
+                File dir = new File(tmp, "npy");
+                dir.mkdirs();
+                Map<String, Object> written = new LinkedHashMap<String, Object>();
+                for (int k = 0; k < Npy.DTYPES.size(); k++) {
+                    String dtype = Npy.DTYPES.get(k);
+                    int[] shape = NPY_SHAPES[k];
+                    byte[] data = pattern(npyBytes(dtype, shape), k);
+                    File f = new File(dir, dtype.toLowerCase() + ".npy");
+                    Npy.write(f, dtype, shape, ByteBuffer.wrap(data));
+                    Npy.Array back = Npy.read(f);
+                    eq(dtype, back.dtype, "dtype");
+                    check(Arrays.equals(shape, back.shape), "shape " + Arrays.toString(back.shape));
+                    byte[] got = new byte[back.data.remaining()];
+                    back.data.get(got);
+                    check(Arrays.equals(data, got), dtype + " bytes");
+                    check(Files.size(f.toPath()) % 64 == data.length % 64, "header aligned to 64 bytes");
+                    written.put(dtype.toLowerCase(), f.getPath());
+                }
+                raises(IOException.class, new Case() {
+                    public void run() throws Exception {
+                        Npy.write(new File(tmp, "x.npy"), "INT64", new int[] {1}, ByteBuffer.allocate(8));
+                    }
+                }, "int64 not written");
+                raises(IOException.class, new Case() {
+                    public void run() throws Exception {
+                        Npy.write(new File(tmp, "x.npy"), "INT8", new int[] {3}, ByteBuffer.allocate(2));
+                    }
+                }, "size mismatch");
+                emit("npy_files", Json.write(written));
+            }
+        });
+        cases.put("npy_reads_other_writers", new Case() {
+            public void run() throws Exception {
+                Npy.Array a = Npy.parse(npyFile("{'shape':(2,3),'fortran_order':False,'descr':'<i1'}\n",
+                        new byte[] {1, 2, 3, -4, 5, 6}));
+                eq("INT8", a.dtype, "'<i1' is int8");
+                check(Arrays.equals(new int[] {2, 3}, a.shape), "shape");
+                eq(-4, (int) a.data.get(3), "data");
+                Npy.Array scalar = Npy.parse(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (), }\n",
+                        new byte[] {0, 0, (byte) 0x80, 0x3f}));
+                eq(0, scalar.shape.length, "scalar");
+                near(1.0, scalar.data.getFloat(0), 0, "little-endian 1.0f");
+            }
+        });
+        cases.put("npy_rejects_bad_files", new Case() {
+            public void run() throws Exception {
+                String ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n";
+                final byte[][] bad = {
+                    "not numpy at all".getBytes(StandardCharsets.US_ASCII),
+                    withVersion(npyFile(ok, new byte[8]), 2),
+                    npyFile(ok.replace("False", "True"), new byte[8]),
+                    npyFile(ok.replace("<f4", ">f4"), new byte[8]),
+                    npyFile(ok.replace("<f4", "<f8"), new byte[16]),
+                    npyFile(ok.replace("<f4", "|O"), new byte[8]),
+                    npyFile(ok, new byte[7]),
+                    npyFile(ok, new byte[9]),
+                    npyFile(ok.replace("(2,)", "(2, x)"), new byte[8]),
+                    npyFile("{'descr': '<f4'}\n", new byte[8]),
+                };
+                String[] why = {"not a .npy", "version 2.0", "Fortran", "'>f4'", "'<f8'", "'|O'", "header says",
+                    "header says", "bad .npy shape", "'fortran_order'"};
+                for (int i = 0; i < bad.length; i++) {
+                    try {
+                        Npy.parse(bad[i]);
+                        throw new AssertionError("accepted bad file " + i);
+                    } catch (IOException e) {
+                        check(e.getMessage().contains(why[i]), i + ": " + e.getMessage());
+                    }
+                }
+            }
+        });
         cases.put("stats_nearest_rank", new Case() {
             public void run() {
                 double[] v = new double[100];
@@ -365,6 +463,48 @@ public final class CoreTests {
         });
     }
 
+    // ---- .npy files -----------------------------------------------------------------------------------------
+
+    static final int[][] NPY_SHAPES = {{2, 3, 4}, {5}, {1, 4, 4, 3}, {}, {3, 2}};
+
+    static int npyBytes(String dtype, int[] shape) {
+        int n = dtype.equals("FLOAT32") || dtype.equals("INT32") ? 4 : dtype.equals("FLOAT16") ? 2 : 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** {@code n} bytes of a pattern that differs per {@code seed}. */
+    static byte[] pattern(int n, int seed) {
+        byte[] b = new byte[n];
+        for (int i = 0; i < n; i++) {
+            b[i] = (byte) (i * 37 + seed * 11 + 5);
+        }
+        return b;
+    }
+
+    /** A .npy file of version 1.0 with a header written by hand (no alignment) and {@code data}. */
+    static byte[] npyFile(String header, byte[] data) {
+        byte[] h = header.getBytes(StandardCharsets.ISO_8859_1);
+        byte[] out = new byte[10 + h.length + data.length];
+        byte[] magic = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (byte) h.length, (byte) (h.length >>> 8)};
+        System.arraycopy(magic, 0, out, 0, 10);
+        System.arraycopy(h, 0, out, 10, h.length);
+        System.arraycopy(data, 0, out, 10 + h.length, data.length);
+        return out;
+    }
+
+    static byte[] withVersion(byte[] file, int major) {
+        file[6] = (byte) major;
+        return file;
+    }
+
+    static void writeNpy(File f, String dtype, int[] shape, byte[] data) throws IOException {
+        f.getParentFile().mkdirs();
+        Npy.write(f, dtype, shape, ByteBuffer.wrap(data));
+    }
+
     // ---- without a runtime ---------------------------------------------------------------------------------
 
     static BenchRunner runner(SysFs sys, double cooldownMaxS) {
@@ -385,6 +525,27 @@ public final class CoreTests {
                 eq(null, r.get("delegate_applied"), "nothing applied");
                 eq(4321L, r.get("peak_memory_kb"), "memory still reported");
                 emit("runtime_missing", r.toJson());
+            }
+        });
+        cases.put("accuracy_runtime_missing", new Case() {
+            public void run() throws Exception {
+                File model = new File(tmp, "m.tflite");
+                write(model, "inputs=INT8:1x4;outputs=INT8:1x4");
+                ResultBuilder r = runner(fakeSys("sysam"), 5).run(extras("model", model.getPath(), "mode",
+                        "accuracy", "inputs", new File(tmp, "none").getPath(), "outputs",
+                        new File(tmp, "out").getPath(), "delegate", "xnnpack", "threads", "2"));
+                eq("runtime_missing", r.status(), "status");
+                check(((String) r.get("error")).contains("LITERT_AAR"), "error says how to fix: " + r.get("error"));
+                eq(0, r.get("samples"), "nothing run");
+                emit("accuracy_runtime_missing", r.toJson());
+            }
+        });
+        cases.put("accuracy_bad_args", new Case() {
+            public void run() throws Exception {
+                ResultBuilder r = runner(fakeSys("sysab"), 5).run(extras("model", "m", "mode", "accuracy",
+                        "inputs", "/in", "threads", "x"));
+                eq("error", r.status(), "status");
+                emit("accuracy_bad_args", r.toJson());
             }
         });
         cases.put("bad_args_result", new Case() {
@@ -414,6 +575,15 @@ public final class CoreTests {
     }
 
     static final String MODEL = "inputs=FLOAT32:1x8x8x3,INT8:1x4;outputs=FLOAT32:1x10,UINT8:1x3;busy_us=1000";
+    static final String ACC_MODEL = "inputs=INT8:1x4x4x3:images;outputs=FLOAT32:1x2x2x2:heat,INT8:1x5:box,UINT8:3";
+
+    static ResultBuilder accuracyRun(String name, String delegate, String modelText, File inputs, File outputs)
+            throws Exception {
+        File model = new File(tmp, name + ".tflite");
+        write(model, modelText);
+        return runner(fakeSys(name), 10).run(extras("model", model.getPath(), "mode", "accuracy", "inputs",
+                inputs.getPath(), "outputs", outputs.getPath(), "delegate", delegate, "threads", "2"));
+    }
 
     static void fakeCases(Map<String, Case> cases) {
         cases.put("cpu_ok", new Case() {
@@ -504,6 +674,106 @@ public final class CoreTests {
                 ResultBuilder r = fakeRun("nolib", "gpu", "nolib");
                 eq("runtime_missing", r.status(), "status");
                 check(((String) r.get("error")).contains("libtensorflowlite_jni.so"), "names the library");
+            }
+        });
+        cases.put("accuracy_end_to_end", new Case() {
+            public void run() throws Exception {
+                File in = new File(tmp, "acc/in");
+                File out = new File(tmp, "acc/out");
+                for (String stem : new String[] {"b", "a", "c.1"}) {
+                    writeNpy(new File(in, stem + ".npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, stem.charAt(0)));
+                }
+                write(new File(in, "notes.txt"), "not an input");
+                new File(in, "folder.npy").mkdirs();
+                ResultBuilder r = accuracyRun("acc", "cpu", ACC_MODEL, in, out);
+                eq("ok", r.status(), "status (" + r.get("error") + ")");
+                eq(3, r.get("samples"), "every .npy file, nothing else");
+                eq(3, ((List<?>) r.get("samples_ms")).size(), "ms per sample");
+                eq("cpu", r.get("delegate_applied"), "applied");
+                Object opts = fakeStatic("org.tensorflow.lite.Interpreter", "lastOptions");
+                eq(2, opts.getClass().getField("threads").get(opts), "threads passed");
+                String[] names = out.list();
+                Arrays.sort(names);
+                eq(Arrays.asList("a.0.npy", "a.1.npy", "a.2.npy", "b.0.npy", "b.1.npy", "b.2.npy", "c.1.0.npy",
+                        "c.1.1.npy", "c.1.2.npy"), Arrays.asList(names), "one file per sample and output");
+                Npy.Array heat = Npy.read(new File(out, "a.0.npy"));
+                eq("FLOAT32", heat.dtype, "output dtype");
+                check(Arrays.equals(new int[] {1, 2, 2, 2}, heat.shape), "output shape");
+                byte[] input = pattern(48, 'a');
+                for (int j = 0; j < 32; j++) {
+                    eq((byte) (input[j] + 1), heat.data.get(j), "output 0 byte " + j);
+                }
+                eq((byte) (input[2] + 3), Npy.read(new File(out, "a.2.npy")).data.get(2), "output 2");
+                // the last file run was the last by name: the fake's checksum is of c.1's bytes
+                long sum = 0;
+                for (byte x : pattern(48, 'c')) {
+                    sum += x & 0xff;
+                }
+                eq(sum, fakeStatic("org.tensorflow.lite.Interpreter", "lastChecksum"), "sorted by name");
+                Map<String, Object> files = new LinkedHashMap<String, Object>();
+                files.put("inputs", in.getPath());
+                files.put("outputs", out.getPath());
+                emit("accuracy_files", Json.write(files));
+                emit("accuracy_ok", r.toJson());
+            }
+        });
+        cases.put("accuracy_gpu_falls_back", new Case() {
+            public void run() throws Exception {
+                File in = new File(tmp, "accg/in");
+                writeNpy(new File(in, "x.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
+                ResultBuilder r = accuracyRun("accg", "gpu", ACC_MODEL, in, new File(tmp, "accg/out"));
+                eq("ok", r.status(), "status");
+                eq("cpu", r.get("delegate_applied"), "applied");
+                eq(true, r.get("fallback"), "fallback");
+                check(new File(tmp, "accg/out/x.2.npy").isFile(), "outputs written on the CPU");
+                ResultBuilder qnn = accuracyRun("accq", "qnn", ACC_MODEL, in, new File(tmp, "accq/out"));
+                eq("unsupported_delegate", qnn.status(), "qnn");
+            }
+        });
+        cases.put("accuracy_mismatch_names_the_file", new Case() {
+            public void run() throws Exception {
+                File in = new File(tmp, "accm/in");
+                writeNpy(new File(in, "a.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
+                writeNpy(new File(in, "b_float.npy"), "FLOAT32", new int[] {1, 4, 4, 3}, pattern(192, 2));
+                ResultBuilder r = accuracyRun("accm", "cpu", ACC_MODEL, in, new File(tmp, "accm/out"));
+                eq("error", r.status(), "status");
+                String error = (String) r.get("error");
+                check(error.contains("b_float.npy") && error.contains("float32 (1, 4, 4, 3)")
+                        && error.contains("int8 (1, 4, 4, 3)"), error);
+                eq(1, r.get("samples"), "stopped at the bad file");
+                File shape = new File(tmp, "accs/in");
+                writeNpy(new File(shape, "s.npy"), "INT8", new int[] {4, 4, 3}, pattern(48, 1));
+                String e2 = (String) accuracyRun("accs", "cpu", ACC_MODEL, shape, new File(tmp, "accs/out"))
+                        .get("error");
+                check(e2.contains("s.npy: int8 (4, 4, 3) does not match"), e2);
+                emit("accuracy_mismatch", r.toJson());
+            }
+        });
+        cases.put("accuracy_bad_folders", new Case() {
+            public void run() throws Exception {
+                File out = new File(tmp, "accb/out");
+                String missing = (String) accuracyRun("accb1", "cpu", ACC_MODEL, new File(tmp, "nope"), out)
+                        .get("error");
+                check(missing.contains("inputs folder not found"), missing);
+                File empty = new File(tmp, "accb/empty");
+                empty.mkdirs();
+                String none = (String) accuracyRun("accb2", "cpu", ACC_MODEL, empty, out).get("error");
+                check(none.contains("no .npy files"), none);
+                File corrupt = new File(tmp, "accb/corrupt");
+                write(new File(corrupt, "broken.npy"), "garbage");
+                String bad = (String) accuracyRun("accb3", "cpu", ACC_MODEL, corrupt, out).get("error");
+                check(bad.equals("broken.npy: not a .npy file"), bad);
+                File in = new File(tmp, "accb/in");
+                writeNpy(new File(in, "a.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
+                write(new File(tmp, "accb/file"), "x");
+                String blocked = (String) accuracyRun("accb4", "cpu", ACC_MODEL, in, new File(tmp, "accb/file/out"))
+                        .get("error");
+                check(blocked.contains("cannot create the outputs folder"), blocked);
+                String two = (String) accuracyRun("accb5", "cpu", MODEL, in, out).get("error");
+                check(two.contains("one input") && two.contains("has 2"), two);
+                String i64 = (String) accuracyRun("accb6", "cpu", "inputs=INT8:1x4x4x3;outputs=INT64:2:ids", in, out)
+                        .get("error");
+                check(i64.contains("output 0 (ids) is INT64"), i64);
             }
         });
         cases.put("sustained_steady", new Case() {

@@ -11,6 +11,9 @@ public final class BenchArgs {
     public static final List<String> DELEGATES =
             Collections.unmodifiableList(Arrays.asList("cpu", "xnnpack", "gpu", "nnapi", "qnn"));
 
+    /** Modes: "timing" (the default) measures speed, "accuracy" writes the outputs of a folder of inputs. */
+    public static final List<String> MODES = Collections.unmodifiableList(Arrays.asList("timing", "accuracy"));
+
     /** Most timed runs per cell: every run's ms travels in one binder transaction (the status line). */
     public static final int MAX_RUNS = 20000;
 
@@ -21,6 +24,7 @@ public final class BenchArgs {
         }
     }
 
+    public final String mode;
     public final String model;
     public final String delegate;
     public final int threads;
@@ -33,8 +37,15 @@ public final class BenchArgs {
     public final double targetFps;
     /** Where to write the result JSON; null: status line only. */
     public final String out;
+    /** Accuracy mode: the folder of input tensor files and the folder the outputs go to (null in timing mode). */
+    public final String inputs;
+    public final String outputs;
 
     private BenchArgs(Map<String, String> a) throws BadArgs {
+        mode = a.containsKey("mode") ? a.get("mode").trim().toLowerCase() : "timing";
+        if (!MODES.contains(mode)) {
+            throw new BadArgs("mode must be one of " + MODES + ", got '" + mode + "'");
+        }
         model = required(a, "model");
         delegate = a.containsKey("delegate") ? a.get("delegate").trim().toLowerCase() : "xnnpack";
         if (!DELEGATES.contains(delegate)) {
@@ -48,6 +59,13 @@ public final class BenchArgs {
         targetFps = doubleArg(a, "target_fps", 30, 0.1, 1000.0);
         String o = a.get("out");
         out = o == null || o.trim().isEmpty() ? null : o.trim();
+        inputs = accuracy() ? required(a, "inputs") : null;
+        outputs = accuracy() ? required(a, "outputs") : null;
+    }
+
+    /** Whether this is an accuracy-mode request. */
+    public boolean accuracy() {
+        return mode.equals("accuracy");
     }
 
     /** Parse the extras; unknown keys are ignored (am may add its own). */

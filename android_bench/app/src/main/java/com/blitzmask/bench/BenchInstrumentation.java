@@ -10,9 +10,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * {@code am instrument -w -r -e model PATH -e delegate D … com.blitzmask.bench/.BenchInstrumentation}: runs one
- * benchmark cell, reports the result JSON as the status key {@code blitzmask_result}, writes it to {@code -e out},
- * and finishes with {@code status=<ok|runtime_missing|unsupported_delegate|error>}.
+ * {@code am instrument -w -r -e model PATH -e delegate D [-e mode accuracy -e inputs DIR -e outputs DIR] …
+ * com.blitzmask.bench/.BenchInstrumentation}: runs one benchmark cell (or, in accuracy mode, a folder of input
+ * tensors), reports the result JSON as the status key {@code blitzmask_result}, writes it to {@code -e out}, and
+ * finishes with {@code status=<ok|runtime_missing|unsupported_delegate|error>}.
  */
 public class BenchInstrumentation extends Instrumentation {
     /** Longest wait for {@code -e cooldown_c} before measuring anyway. */
@@ -46,7 +47,7 @@ public class BenchInstrumentation extends Instrumentation {
                     COOLDOWN_MAX_S);
             r = runner.run(extras);
         } catch (Throwable t) {
-            r = new ResultBuilder(extras.get("model"), extras.get("delegate"), null, null, null);
+            r = ResultBuilder.forRequest(extras);
             r.fail("error", "app crashed: " + t);
         }
         if (r.get("peak_memory_kb") == null) {

@@ -32,16 +32,21 @@ public final class BenchRunner {
         this.cooldownMaxS = cooldownMaxS;
     }
 
-    /** Parse the extras and run; bad arguments give status "error" with a one-line message. */
+    /**
+     * Parse the extras and run them in their mode (timing, or accuracy through {@link AccuracyRunner}); bad
+     * arguments give status "error" with a one-line message.
+     */
     public ResultBuilder run(Map<String, String> extras) {
         BenchArgs args;
         try {
             args = BenchArgs.parse(extras);
         } catch (BenchArgs.BadArgs e) {
-            ResultBuilder r = new ResultBuilder(extras.get("model"), extras.get("delegate"),
-                    intOrNull(extras.get("threads")), intOrNull(extras.get("warmup")), intOrNull(extras.get("runs")));
+            ResultBuilder r = ResultBuilder.forRequest(extras);
             r.set("device", device);
             return r.fail("error", e.getMessage());
+        }
+        if (args.accuracy()) {
+            return new AccuracyRunner(sys, loader, device, nativeLibDir).run(args);
         }
         return run(args);
     }
@@ -88,23 +93,30 @@ public final class BenchRunner {
                 sustained(session, a, r);
             }
             r.set("status", "ok");
-        } catch (LiteRt.Missing e) {
-            r.fail("runtime_missing", e.getMessage());
-        } catch (UnsatisfiedLinkError e) {
-            r.fail("runtime_missing", "LiteRT native library missing for this ABI: " + e.getMessage());
-        } catch (LiteRt.UnsupportedDelegate e) {
-            r.fail("unsupported_delegate", e.getMessage());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            r.fail("error", "interrupted");
         } catch (Throwable e) {
-            r.fail("error", e.getClass().getSimpleName() + ": " + e.getMessage());
+            fail(r, e);
         } finally {
             if (session != null) {
                 session.close();
             }
         }
         return finish(r);
+    }
+
+    /** Record what stopped a run: runtime missing, delegate unsupported, or any other error. */
+    static void fail(ResultBuilder r, Throwable e) {
+        if (e instanceof LiteRt.Missing) {
+            r.fail("runtime_missing", e.getMessage());
+        } else if (e instanceof UnsatisfiedLinkError) {
+            r.fail("runtime_missing", "LiteRT native library missing for this ABI: " + e.getMessage());
+        } else if (e instanceof LiteRt.UnsupportedDelegate) {
+            r.fail("unsupported_delegate", e.getMessage());
+        } else if (e instanceof InterruptedException) {
+            Thread.currentThread().interrupt();
+            r.fail("error", "interrupted");
+        } else {
+            r.fail("error", e.getClass().getSimpleName() + ": " + e.getMessage());
+        }
     }
 
     private ResultBuilder finish(ResultBuilder r) {
@@ -213,14 +225,6 @@ public final class BenchRunner {
                     // the write itself already succeeded or was reported
                 }
             }
-        }
-    }
-
-    private static Integer intOrNull(String s) {
-        try {
-            return s == null ? null : Integer.valueOf(s.trim());
-        } catch (NumberFormatException e) {
-            return null;
         }
     }
 }

@@ -6,7 +6,10 @@ import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -165,6 +168,20 @@ public final class LiteRt {
         }
     }
 
+    /** Name, LiteRT dtype (DataType name) and shape of one model tensor. */
+    public static final class TensorInfo {
+        /** The tensor's name in the model; null when this LiteRT does not expose it. */
+        public final String name;
+        public final String dtype;
+        public final int[] shape;
+
+        TensorInfo(String name, String dtype, int[] shape) {
+            this.name = name;
+            this.dtype = dtype;
+            this.shape = shape;
+        }
+    }
+
     /** One loaded model with deterministic inputs and preallocated outputs. */
     public final class Session {
         /** The delegate actually in use: "cpu", "xnnpack", "gpu", "nnapi" or "qnn". */
@@ -178,6 +195,8 @@ public final class LiteRt {
         private final Object delegate;
         private final Object[] inputs;
         private final Map<Integer, Object> outputs = new HashMap<Integer, Object>();
+        private final List<TensorInfo> inputInfo = new ArrayList<TensorInfo>();
+        private final List<TensorInfo> outputInfo = new ArrayList<TensorInfo>();
         private final Method runMethod;
 
         Session(Object interpreter, Object delegate, String applied, boolean fallback, String reason)
@@ -205,13 +224,45 @@ public final class LiteRt {
                 ByteBuffer b = buffer(t);
                 fill(b, dataType(t));
                 ins[i] = b;
+                inputInfo.add(info(t));
             }
             int nOut = (Integer) interpreterClass.getMethod("getOutputTensorCount").invoke(interpreter);
             Method outTensor = interpreterClass.getMethod("getOutputTensor", int.class);
             for (int i = 0; i < nOut; i++) {
-                outputs.put(i, buffer(outTensor.invoke(interpreter, i)));
+                Object t = outTensor.invoke(interpreter, i);
+                outputs.put(i, buffer(t));
+                outputInfo.add(info(t));
             }
             return ins;
+        }
+
+        /** The model's input tensors, in input index order. */
+        public List<TensorInfo> inputInfo() {
+            return Collections.unmodifiableList(inputInfo);
+        }
+
+        /** The model's output tensors, in output index order. */
+        public List<TensorInfo> outputInfo() {
+            return Collections.unmodifiableList(outputInfo);
+        }
+
+        /** Replace input {@code i} with the remaining bytes of {@code data} (exactly the tensor's size). */
+        public void setInput(int i, ByteBuffer data) {
+            ByteBuffer b = (ByteBuffer) inputs[i];
+            if (data.remaining() != b.capacity()) {
+                throw new IllegalArgumentException("input " + i + " takes " + b.capacity() + " bytes, got "
+                        + data.remaining());
+            }
+            b.clear();
+            b.put(data.duplicate());
+            b.rewind();
+        }
+
+        /** The bytes of output {@code i} after the last {@link #run()} (a read-only view, position 0). */
+        public ByteBuffer output(int i) {
+            ByteBuffer b = ((ByteBuffer) outputs.get(i)).asReadOnlyBuffer();
+            b.clear();
+            return b;
         }
 
         /** One inference on the fixed inputs. */
@@ -247,6 +298,13 @@ public final class LiteRt {
             throw new IllegalStateException("tensor with dynamic or empty shape (" + bytes + " bytes)");
         }
         return ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
+    }
+
+    private TensorInfo info(Object tensor) throws Exception {
+        Method name = findMethod(tensorClass, "name");
+        Object n = name == null ? null : name.invoke(tensor);
+        int[] shape = (int[]) tensorClass.getMethod("shape").invoke(tensor);
+        return new TensorInfo(n == null ? null : n.toString(), dataType(tensor), shape);
     }
 
     private String dataType(Object tensor) throws Exception {
@@ -315,9 +373,9 @@ public final class LiteRt {
         return (short) ((exp << 10) | mant);
     }
 
-    private static Method findMethod(Class<?> cls, String name, Class<?> param) {
+    private static Method findMethod(Class<?> cls, String name, Class<?>... params) {
         try {
-            return cls.getMethod(name, param);
+            return cls.getMethod(name, params);
         } catch (NoSuchMethodException e) {
             return null;
         }

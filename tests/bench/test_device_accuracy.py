@@ -1,0 +1,191 @@
+"""Accuracy mode on the emulated phone: input sets pushed once, outputs pulled that equal the host's LiteRT bit for
+bit, a faulty delegate whose outputs do not, and one clear status per failed cell. Skipped when the emulated device
+is not available here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blitzmask_deploy.bench import adb
+from blitzmask_deploy.bench.adb import AndroidDevice
+from blitzmask_deploy.bench.protocol import PACKAGE, input_set, save_tensor
+from blitzmask_deploy.core.artifacts import load_manifest, sha256_file
+from blitzmask_deploy.data.images import read_image
+from blitzmask_deploy.inference.preprocess import preprocess
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+THREADS = 2
+
+
+@pytest.fixture(scope="module")
+def emu(request: pytest.FixtureRequest):
+    """The started emulated device, or a skip when the fixture or the device is unavailable."""
+    try:
+        return request.getfixturevalue("emulated_device")
+    except pytest.FixtureLookupError:
+        pytest.skip("the emulated_device fixture is not available")
+
+
+@pytest.fixture(scope="module")
+def noisy_emu(emu, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A second emulated device whose XNNPACK delegate adds noise to every output tensor."""
+    from tests.support.emulated.device import EmulatedDevice, free_port_pair
+
+    port, adb_port = free_port_pair()
+    device = EmulatedDevice(tmp_path_factory.mktemp("noisy"), port=port, adb_port=adb_port, faults={"xnnpack": "noise"})
+    try:
+        device.start()
+        yield device
+    finally:
+        device.stop()
+
+
+@pytest.fixture(scope="module")
+def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dummy benchmark APK (versionCode 2) with its build sidecar."""
+    from tests.support.fake_apk import write_apk
+
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def input_sets(tiny_export: Path, synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{precision: (model file, input files)} for fp32 and int8: three val images letterboxed and normalised as the
+    host does it, quantised with the file's input scale and zero point for int8."""
+    images = sorted((synth_dataset / "images" / "val").glob("*.jpg"))[:3]
+    root = tmp_path_factory.mktemp("inputs")
+    sets = {}
+    for entry in load_manifest(tiny_export).files:
+        if entry.format != "tflite" or entry.precision not in ("fp32", "int8"):
+            continue
+        spec = entry.inputs[0]
+        files = []
+        for image in images:
+            x, _ = preprocess(read_image(image), spec.shape[1])
+            if spec.quant is not None:
+                x = np.clip(np.round(x / spec.quant.scale) + spec.quant.zero_point, -128, 127)
+            files.append(root / entry.precision / f"{image.stem}.npy")
+            files[-1].parent.mkdir(exist_ok=True)
+            save_tensor(files[-1], x.astype(spec.dtype))
+        sets[entry.precision] = (tiny_export / entry.file, files)
+    return sets
+
+
+def _device(emu, apk: Path) -> AndroidDevice:
+    dev = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30, instrument_timeout=120)
+    dev.ensure_app(apk)
+    return dev
+
+
+def _host(model: Path, files: list[Path], delegate: str = "xnnpack") -> dict[str, list[np.ndarray]]:
+    """The reference: ai-edge-litert on this host with the same inputs, delegate and threads."""
+    from ai_edge_litert import interpreter as litert
+
+    kinds = litert.OpResolverType
+    resolver = kinds.AUTO if delegate == "xnnpack" else kinds.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = litert.Interpreter(model_path=str(model), num_threads=THREADS, experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    (spec,) = interp.get_input_details()
+    outputs = {}
+    for path in files:
+        interp.set_tensor(spec["index"], np.load(path, allow_pickle=False))
+        interp.invoke()
+        outputs[path.stem] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    return outputs
+
+
+def _run(dev: AndroidDevice, model: Path, files: list[Path], delegate: str = "xnnpack", key: str = "a1"):
+    """Push the set and the model, run accuracy mode → (result, outputs)."""
+    remote = dev.push_inputs(files, input_set(files)[0])
+    remote_model = dev.prepare(model, sha256_file(model))
+    return dev.run_accuracy(remote_model, remote, cell_key=key * 16, delegate=delegate, threads=THREADS)
+
+
+def _identical(got: dict[str, list[np.ndarray]], want: dict[str, list[np.ndarray]]) -> bool:
+    return list(got) == list(want) and all(
+        g.dtype == w.dtype and g.shape == w.shape and g.tobytes() == w.tobytes()
+        for stem in want
+        for g, w in zip(got[stem], want[stem], strict=True)
+    )
+
+
+@pytest.fixture()
+def pushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The device paths of every input file the driver pushes from now on."""
+    pushed: list[str] = []
+    call = adb.guarded_call
+
+    def counting(serial: str, what: str, fn, *args, **kwargs):
+        if what == "push input":
+            pushed.append(args[1])
+        return call(serial, what, fn, *args, **kwargs)
+
+    monkeypatch.setattr(adb, "guarded_call", counting)
+    return pushed
+
+
+def test_outputs_equal_the_host_bit_for_bit(emu, apk: Path, input_sets: dict, pushes: list[str]) -> None:
+    dev = _device(emu, apk)
+    for precision, (model, files) in input_sets.items():
+        result, outputs = _run(dev, model, files)
+        assert result["status"] == "ok", result["error"]
+        assert (result["samples"], result["delegate_applied"], result["fallback"]) == (3, "xnnpack", False)
+        assert result["device"]["model"] == "BlitzMask Emulated" and len(result["samples_ms"]) == 3
+        assert [t["name"] for t in result["output_tensors"]] == [
+            f"serving_default_{head}_output" for head in ("heatmap", "coefficients", "spanning_set", "box")
+        ]
+        dtypes = {a.dtype.name for stem in outputs for a in outputs[stem]}
+        assert dtypes == {"int8" if precision == "int8" else "float32"}
+        assert _identical(outputs, _host(model, files)), precision
+    assert len(pushes) == 6
+
+
+def test_a_set_already_on_the_device_is_not_pushed_again(emu, apk: Path, input_sets: dict, pushes: list[str]) -> None:
+    _, files = input_sets["fp32"]
+    digest, _ = input_set(files)
+    remote = _device(emu, apk).push_inputs(files, digest)  # there from the test above, or pushed now
+    pushes.clear()
+    again = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)  # a new driver session
+    assert again.push_inputs(files, digest) == remote and pushes == []
+    again.sh(f"rm {remote}/{files[1].name} && echo stale > {remote}/extra.npy")
+    fresh = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)
+    assert fresh.push_inputs(files, digest) == remote and pushes == [f"{remote}/{files[1].name}"]
+    assert sorted(fresh.sh(f"ls {remote}").stdout.split()) == sorted(f.name for f in files)
+
+
+def test_each_failure_is_one_status(emu, apk: Path, input_sets: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    dev = _device(emu, apk)
+    model, files = input_sets["fp32"]
+    gpu, outputs = _run(dev, model, files, delegate="gpu", key="b2")
+    assert (gpu["status"], outputs) == ("unsupported_delegate", {}) and "gpu" in gpu["error"]
+    int8_model, _ = input_sets["int8"]
+    mismatch, outputs = _run(dev, int8_model, files, key="b3")
+    assert mismatch["status"] == "error" and outputs == {}
+    assert mismatch["error"].startswith(f"{files[0].name}: float32 (1, 64, 64, 3) does not match the model's input")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # the device's runtime is gone
+    missing, outputs = _run(dev, model, files, key="b4")
+    assert (missing["status"], outputs) == ("runtime_missing", {}) and "ai-edge-litert" in missing["error"]
+
+
+def test_a_noisy_delegate_is_seen_in_the_outputs(noisy_emu, apk: Path, input_sets: dict) -> None:
+    dev = _device(noisy_emu, apk)
+    for precision, (model, files) in input_sets.items():
+        result, outputs = _run(dev, model, files)
+        assert result["status"] == "ok", result["error"]
+        reference = _host(model, files)
+        assert not _identical(outputs, reference), precision
+        for stem, heads in reference.items():
+            for got, want in zip(outputs[stem], heads, strict=True):
+                diff = np.abs(got.astype(np.float64) - want)  # noise of 0.05·std, at least a step for int8
+                tolerance = 0.1 * want.std() + (1.5 if want.dtype.kind == "i" else 0.0)
+                assert got.dtype == want.dtype and 0 < diff.mean() < tolerance, precision
+    cpu, outputs = _run(dev, *input_sets["fp32"], delegate="cpu", key="c5")  # the other delegates compute right
+    assert cpu["status"] == "ok" and _identical(outputs, _host(*input_sets["fp32"], delegate="cpu"))

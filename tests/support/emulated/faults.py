@@ -1,0 +1,93 @@
+"""Fault switches of the emulated device: a delegate whose accuracy-mode outputs differ from the host's, the way a
+phone's delegate can compute differently.
+
+- `fp16`: float inputs and outputs go through float16 (as a GPU delegate computing in half precision would);
+  integer tensors are unchanged.
+- `noise`: every output tensor gets N(0, 0.05·std) noise (at least one step for integer tensors, rounded and
+  clipped to the dtype), seeded by the file name, so reruns are identical.
+- `zero`: the first output tensor (index 0) is all zeros (raw zeros, also for int8 tensors).
+
+Faults change accuracy mode only; timing results are the host's as they are.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from blitzmask_deploy.bench.protocol import DELEGATES, load_tensor, save_tensor
+
+KINDS = ("fp16", "noise", "zero")
+NOISE_STD = 0.05  # of each output tensor's own standard deviation
+
+
+def check_faults(faults: dict[str, str] | None) -> dict[str, str]:
+    """{delegate: kind} validated (ValueError naming the bad entry)."""
+    for delegate, kind in (faults or {}).items():
+        if delegate not in DELEGATES:
+            raise ValueError(f"fault for unknown delegate {delegate!r} (one of {', '.join(DELEGATES)})")
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault {kind!r} for {delegate} (one of {', '.join(KINDS)})")
+    return dict(faults or {})
+
+
+def parse_fault(text: str) -> tuple[str, str]:
+    """'DELEGATE=KIND' → (delegate, kind); ValueError when malformed or unknown."""
+    delegate, sep, kind = text.partition("=")
+    if not sep:
+        raise ValueError(f"--fault expects DELEGATE=KIND, got {text!r}")
+    check_faults({delegate: kind})
+    return delegate, kind
+
+
+def run_with_fault(runner: Callable[..., dict], kind: str | None, model: Path, inputs: Path, outputs: Path,
+                   **kwargs: object) -> dict:  # fmt: skip
+    """`runner(model, inputs, outputs, **kwargs)` (an accuracy runner) with fault `kind` applied (None: none)."""
+    if kind == "fp16" and inputs.is_dir():
+        with tempfile.TemporaryDirectory(prefix="fp16-inputs-") as rounded:
+            result = runner(model, _through_fp16(inputs, Path(rounded)), outputs, **kwargs)
+        result["inputs"] = str(inputs)
+    else:
+        result = runner(model, inputs, outputs, **kwargs)
+    if kind is not None and result["status"] == "ok":
+        for path in sorted(outputs.glob("*.npy")):
+            save_tensor(path, _FAULTS[kind](path.name, load_tensor(path)))
+    return result
+
+
+def _through_fp16(inputs: Path, rounded: Path) -> Path:
+    """A copy of the .npy files of `inputs` with float tensors rounded through float16 (others copied)."""
+    for path in (p for p in inputs.glob("*.npy") if p.is_file()):
+        try:
+            array = load_tensor(path)
+        except ValueError:  # the runner reports the bad file
+            shutil.copyfile(path, rounded / path.name)
+            continue
+        save_tensor(rounded / path.name, _fp16(path.name, array))
+    return rounded
+
+
+def _fp16(name: str, array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float16).astype(array.dtype) if array.dtype.kind == "f" else array
+
+
+def _noise(name: str, array: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    sigma = NOISE_STD * float(array.astype(np.float64).std())
+    if array.dtype.kind != "f":
+        info = np.iinfo(array.dtype)
+        noisy = np.round(array + rng.normal(0.0, max(sigma, 1.0), array.shape))
+        return np.clip(noisy, info.min, info.max).astype(array.dtype)
+    return (array + rng.normal(0.0, sigma, array.shape)).astype(array.dtype)
+
+
+def _zero(name: str, array: np.ndarray) -> np.ndarray:
+    return np.zeros_like(array) if name.removesuffix(".npy").rpartition(".")[2] == "0" else array
+
+
+_FAULTS = {"fp16": _fp16, "noise": _noise, "zero": _zero}
