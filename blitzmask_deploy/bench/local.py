@@ -71,16 +71,9 @@ def run_local_benchmark(
     """Benchmark one .tflite on the host; returns the protocol's schema-1 result JSON (never raises for
     model/runtime problems: those come back as status 'error' / 'runtime_missing' / 'unsupported_delegate')."""
     result = base_result(str(model), delegate=delegate, threads=threads, warmup=warmup, runs=runs)
-    result["device"] = device if device is not None else host_device_info()
-    if delegate not in LOCAL_DELEGATES:
-        result.update(status="unsupported_delegate", error=f"delegate '{delegate}' is not available on the host")
+    litert = _host_runtime(result, delegate, device)
+    if litert is None:
         return result
-    try:
-        from ai_edge_litert import interpreter as litert
-    except ImportError as err:
-        result.update(status="runtime_missing", error=f"ai-edge-litert is not installed: {err}")
-        return result
-    result["runtime_version"] = importlib.metadata.version("ai-edge-litert")
     if cooldown_c is not None:
         wait_for_cooldown(lambda: read_thermal_zones(thermal_root), cooldown_c, cooldown_max_s)
     result["thermal_before"] = read_thermal_zones(thermal_root)
@@ -110,6 +103,22 @@ def _open(litert, model: Path, result: dict, delegate: str, threads: int):
     applied = "xnnpack" if any(op["op_name"] == "DELEGATE" for op in interp._get_ops_details()) else "cpu"
     result.update(delegate_applied=applied, fallback=applied != delegate)
     return interp
+
+
+def _host_runtime(result: dict, delegate: str, device: dict | None) -> Any:
+    """The ai-edge-litert interpreter module for a cell on `delegate`, with the result's device and runtime version
+    filled in; None (the result's status and error set) when the host lacks the delegate or the runtime."""
+    result["device"] = device if device is not None else host_device_info()
+    if delegate not in LOCAL_DELEGATES:
+        result.update(status="unsupported_delegate", error=f"delegate '{delegate}' is not available on the host")
+        return None
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError as err:
+        result.update(status="runtime_missing", error=f"ai-edge-litert is not installed: {err}")
+        return None
+    result["runtime_version"] = importlib.metadata.version("ai-edge-litert")
+    return litert
 
 
 def _measure(litert, model: Path, result: dict, delegate: str, threads: int, warmup: int, runs: int) -> None:
@@ -146,16 +155,9 @@ def run_local_accuracy(
     raises for model, runtime or input problems: those come back as a status with one line naming the file)."""
     result = base_accuracy_result(str(model), inputs=str(inputs), outputs=str(outputs), delegate=delegate,
                                   threads=threads)  # fmt: skip
-    result["device"] = device if device is not None else host_device_info()
-    if delegate not in LOCAL_DELEGATES:
-        result.update(status="unsupported_delegate", error=f"delegate '{delegate}' is not available on the host")
+    litert = _host_runtime(result, delegate, device)
+    if litert is None:
         return result
-    try:
-        from ai_edge_litert import interpreter as litert
-    except ImportError as err:
-        result.update(status="runtime_missing", error=f"ai-edge-litert is not installed: {err}")
-        return result
-    result["runtime_version"] = importlib.metadata.version("ai-edge-litert")
     try:
         _run_inputs(litert, model, inputs, outputs, result, delegate, threads)
     except (ValueError, RuntimeError, OSError) as err:
