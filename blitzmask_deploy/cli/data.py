@@ -28,14 +28,17 @@ def synth_cmd(
     size: int = typer.Option(320, "--size", min=32, help="Image side in pixels (square images)."),
     seed: int = typer.Option(0, "--seed", help="Seed; train and val use disjoint streams derived from it."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes (0 = up to 2)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT when it is not empty."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Write a COCO instance-segmentation dataset of textured shapes (6 classes, RLE masks)."""
     import time
 
+    from blitzmask_deploy.core.folders import check_output_folder
     from blitzmask_deploy.data.synthetic import generate_dataset, summarize_dataset
 
+    check_output_folder(out, overwrite)
     start = time.perf_counter()
     generate_dataset(out, train=train, val=val, size=size, seed=seed, progress=not quiet, workers=workers or None)
     seconds = time.perf_counter() - start

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from functools import lru_cache
@@ -27,6 +28,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from blitzmask_deploy.core.folders import replace_folder, sibling
 from blitzmask_deploy.core.masks import masks_to_rle
 
 CATEGORIES: list[dict] = [
@@ -251,7 +253,9 @@ def generate_dataset(
     progress: bool = True,
     workers: int | None = None,
 ) -> Path:
-    """Write a procedural COCO dataset under `root` (images/{train,val}, annotations/instances_*.json); return root.
+    """Write a procedural COCO dataset at `root` (images/{train,val}, annotations/instances_*.json), replacing
+    whatever `root` held; return root. The dataset is built in a hidden sibling folder and swapped in, so an
+    interrupted run leaves no half-written dataset.
 
     `workers` processes render in parallel (default: up to 2, the CPU count); the output is identical for any
     number of workers.
@@ -264,8 +268,13 @@ def generate_dataset(
         raise BadInput(f"image size must be >= 32 (got {size})")
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     root = Path(root)
-    for split, n in (("train", train), ("val", val)):
-        _write_split(root, split, n, size, seed, workers, progress)
+    staging = sibling(root.resolve(), "synth")
+    try:
+        for split, n in (("train", train), ("val", val)):
+            _write_split(staging, split, n, size, seed, workers, progress)
+        replace_folder(root, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root
 
 

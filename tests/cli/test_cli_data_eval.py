@@ -120,3 +120,17 @@ def test_issue_dataset_round_trip(tmp_path: Path) -> None:
     result = json.loads(r.stdout)
     assert result["mask_ap"] == result["mask_ap_small"] == result["mask_ap_large"] == 1.0
     assert result["box_ap"] is None
+
+
+def test_synth_refuses_a_non_empty_folder_unless_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    args = ("data", "synth", out, "--train", "2", "--val", "1", "--size", "64", "--quiet")
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    assert (out / "mine.txt").read_text() == "keep"
+    replaced = run_cli(*args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert not (out / "mine.txt").exists() and (out / "annotations" / "instances_val.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no staging folder left beside it

@@ -18,6 +18,7 @@ from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import check_output_folder, replace_folder
 from blitzmask_deploy.core.masks import masks_to_rle
 from blitzmask_deploy.data.images import read_image
 from blitzmask_deploy.data.importers.source import Item, Source
@@ -32,10 +33,7 @@ def check_output(src: Path, out: Path, overwrite: bool) -> None:
     src, out = Path(src).resolve(), Path(out).resolve()
     if src.is_relative_to(out) or out.is_relative_to(src):
         raise BadInput(f"output {out} must not contain the source {src} nor lie inside it")
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInput(f"output {out} exists and is not empty (--overwrite replaces it)")
+    check_output_folder(out, overwrite)
 
 
 def write_dataset(
@@ -60,7 +58,7 @@ def write_dataset(
         categories = [{"id": cid, "name": source.categories[cid]} for cid in used]
         for f in files.values():
             f.write(categories)
-        _replace(tmp, target)
+        replace_folder(target, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _summary(out, files, categories, source)
@@ -134,18 +132,6 @@ def _annotations(masks: np.ndarray, category_ids: np.ndarray) -> list[dict]:
         }
         for rle, cid, box, area in zip(rles, category_ids, boxes, areas, strict=True)
     ]
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished `tmp` to `out`, replacing whatever `out` held."""
-    if out.exists():
-        old = out.parent / f".{out.name}.replaced"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
 
 
 def _summary(out: Path, files: dict[str, _SplitWriter], categories: list[dict], source: Source) -> dict:
