@@ -357,7 +357,9 @@ class AndroidDevice:
         try:
             result = protocol.parse_result(guarded_call(self.serial, "pull result", self._dev.sync.read_bytes, out))
         except DeviceGone:
-            raise
+            if from_line is None:
+                raise
+            result = from_line  # the status line arrived before the device went: the cell is measured, keep it
         except DeviceError:
             result = from_line
         if result is None:

@@ -58,7 +58,7 @@ def list_devices(
     notes = []
     for server in servers or [default_adb_server()]:
         if not server_reachable(server):
-            notes.append(f"no adb server at {server}: listing only the local device")
+            notes.append(f"no adb server at {server}: its devices are not listed")
             continue
         try:
             entries += _adb_entries(server, with_info, timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -120,6 +121,8 @@ def bench_cmd(
         raise typer.Exit(130) from None
     counts = sweep.counts(results)
     rows = results.cells(keys=sweep.keys)
+    wanted_all = "all" in (split_csv(device) or ["all"])
+    absent = _pending_elsewhere(results, refs, {d.serial for d in devices}) if wanted_all else {}
     if as_json:
         emit_json(
             {
@@ -134,21 +137,33 @@ def bench_cmd(
         )
     else:
         print(_table(rows))
-    _verdict(sweep.gone, rows)
+    _verdict(sweep.gone, rows, absent)
 
 
-def _verdict(gone: dict[str, str], rows: list[dict]) -> None:
-    """Exit 1 unless every cell of the sweep is done: one line per device that went away (its cells stay pending)
-    and one for the failed cells."""
+def _pending_elsewhere(results: Any, refs: list, swept: set[str]) -> dict[str, int]:
+    """{serial: pending cells} of these models in the store on devices this run did not reach (offline or absent)."""
+    shas = {ref.sha256 for ref in refs}
+    pending: dict[str, int] = {}
+    for row in results.cells(status="pending"):
+        if row["model_sha256"] in shas and row["device_serial"] not in swept:
+            pending[row["device_serial"]] = pending.get(row["device_serial"], 0) + 1
+    return pending
+
+
+def _verdict(gone: dict[str, str], rows: list[dict], absent: dict[str, int]) -> None:
+    """Exit 1 unless every cell of the sweep is done and no earlier sweep of these models waits for a device: one
+    line per device that went away or is not connected (its cells stay pending) and one for the failed cells."""
     for serial, reason in gone.items():
         pending = sum(r["device_serial"] == serial and r["status"] == "pending" for r in rows)
         info(
             f"device {serial} is offline or gone ({' '.join(reason.split())}): {pending} cells pending: rerun to finish"
         )
+    for serial, pending in absent.items():
+        info(f"device {serial} is not connected: {pending} cells of these models pending: connect it and rerun")
     failed = sum(r["status"] == "failed" for r in rows)
     if failed:
         info(f"{failed} cells failed (errors in the table): --retry-failed runs them again")
-    if gone or any(r["status"] != "done" for r in rows):
+    if gone or absent or any(r["status"] != "done" for r in rows):
         raise typer.Exit(1)
 
 

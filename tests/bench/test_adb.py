@@ -246,3 +246,16 @@ def test_parse_server() -> None:
     for bad in ("5037", "host:", "host:99999", ":5037", "host:port"):
         with pytest.raises(BadInput):
             parse_server(bad)
+
+
+def test_a_status_line_that_arrived_before_an_unplug_is_kept() -> None:
+    """The device goes away while the result file is pulled: the status line already holds the measured cell."""
+    fake = FakeAdb()
+    fake.sync.read_bytes = lambda path: (_ for _ in ()).throw(ConnectionResetError("device gone"))
+    res = AndroidDevice(fake, adb_server="h:1").run("/m", cell_key="cd" * 16, delegate="cpu", threads=1, warmup=0,
+                                                     runs=2)  # fmt: skip
+    assert res["source"] == "status" and res["runs_ms"] == [1.0, 1.0]
+    fake._instrument = lambda argv: Ret(1, "")  # no status line either: the cell stays pending (DeviceGone)
+    with pytest.raises(DeviceGone):
+        AndroidDevice(fake, adb_server="h:1").run("/m", cell_key="cd" * 16, delegate="cpu", threads=1, warmup=0,
+                                                   runs=1)  # fmt: skip

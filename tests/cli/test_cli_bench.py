@@ -18,8 +18,6 @@ import pytest
 
 from tests.conftest import cli_command, run_cli
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_bench_tflite.py"
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -33,11 +31,9 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model() -> Path:
-    """The cached 64×64 conv-net .tflite (the same file as tests/bench's `bench_tflite`)."""
-    out = subprocess.run([sys.executable, str(SCRIPT), "--cached"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return Path(out.stdout.strip().splitlines()[-1])
+def model(bench_tflite: Path) -> Path:
+    """The cached 64×64 conv-net .tflite of the shared `bench_tflite` fixture."""
+    return bench_tflite
 
 
 def _rows(store: Path) -> list[dict]:
@@ -143,3 +139,21 @@ def test_bench_bad_input_is_one_line_exit_2(model: Path, tmp_path: Path, extra: 
 def test_bench_missing_model_is_exit_2(tmp_path: Path) -> None:
     out = run_cli("bench", tmp_path / "nope.tflite", "--store", tmp_path / "r.sqlite", timeout=60, env=_env())
     assert out.returncode == 2 and out.stderr.strip() == f"error: model not found: {tmp_path / 'nope.tflite'}"
+
+
+def test_pending_cells_of_a_device_that_is_not_connected_exit_1(model: Path, tmp_path: Path) -> None:
+    """An earlier sweep left cells of these models pending on a phone that is now absent: `--device all` says so."""
+    from blitzmask_deploy.bench.store import CellSpec, ResultStore
+    from blitzmask_deploy.core.artifacts import sha256_file
+
+    store = tmp_path / "r.sqlite"
+    results = ResultStore(store)
+    results.add_pending([CellSpec(str(model), sha256_file(model), "m", None, None, "PHONE1", "adb", "Acme", "fp",
+                                  "gpu", 4, 0, 5)])  # fmt: skip
+    results.close()
+    out = run_cli("bench", model, "--delegate", "cpu", "--threads", "1", "--runs", "3", "--store", store, env=_env())
+    assert out.returncode == 1, out.stderr
+    assert "device PHONE1 is not connected: 1 cells of these models pending" in out.stderr
+    local_only = run_cli("bench", model, "--device", "local", "--delegate", "cpu", "--threads", "1", "--runs", "3",
+                         "--store", store, env=_env())  # fmt: skip
+    assert local_only.returncode == 0, local_only.stderr  # the user asked for the host only
