@@ -3,6 +3,8 @@ small .tflite, and the emulated adb device — each made once per test session."
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,17 @@ import pytest
 from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 set_openmp_wait_policy()  # as the CLI does, before any test imports torch
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# The suite never reaches the user's own adb server or phones: every command it runs looks for the default adb
+# server on a port nothing listens on; tests that need adb start their own private server (the emulated device).
+os.environ["ANDROID_ADB_SERVER_PORT"] = str(_unused_port())
 
 
 def cli_command(*args: object, module: str = "blitzmask_deploy") -> list[str]:

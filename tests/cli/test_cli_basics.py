@@ -67,3 +67,11 @@ def test_missing_path_is_one_line_exit_2(tmp_path) -> None:
     r = run_cli("validate", str(tmp_path / "missing.pt"), "--data", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: model not found: {tmp_path / 'missing.pt'}"]
+
+
+def test_the_suite_never_reaches_the_users_adb_server() -> None:
+    """Commands run by the tests look for the default adb server on a port nothing listens on."""
+    from blitzmask_deploy.bench.adb import default_adb_server, server_reachable
+
+    assert os.environ["ANDROID_ADB_SERVER_PORT"] != "5037"
+    assert not server_reachable(default_adb_server())
