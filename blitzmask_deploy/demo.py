@@ -14,6 +14,7 @@ steps (an interrupted training resumes from OUT/train/last.pt; the bench store s
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -53,8 +54,8 @@ class DemoConfig:
         """BadInput for options the demo cannot run with."""
         if self.size % 32 or self.size < 64:
             raise BadInput("--size must be a multiple of 32 and ≥ 64")
-        if not self.minutes > 0 or self.runs < 1 or self.calib_images < 1:
-            raise BadInput("--minutes must be > 0, --runs and --calib-images ≥ 1")
+        if not (0 < self.minutes < math.inf) or self.runs < 1 or self.calib_images < 1:
+            raise BadInput("--minutes must be a finite number > 0, --runs and --calib-images ≥ 1")
         if self.train_images < 1 or self.val_images < 1:
             raise BadInput("--train-images and --val-images must be ≥ 1")
 

@@ -177,3 +177,12 @@ def test_bench_names_each_device_that_went_away(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err.splitlines() == [
         "device phone-1 is offline or gone (device offline (adb)): 2 cells pending: rerun to finish"
     ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--minutes", "nan"), ("--minutes", "inf"), ("--runs", "0"), ("--calib-images", "0")]
+)
+def test_demo_refuses_absurd_numbers_before_any_work(tmp_path: Path, option: str, value: str) -> None:
+    r = run_cli("demo", "--out", tmp_path / "demo", option, value)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "demo").exists()
