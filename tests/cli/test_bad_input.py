@@ -172,7 +172,7 @@ def test_bench_names_each_device_that_went_away(capsys: pytest.CaptureFixture[st
 
     rows = [{"device_serial": "phone-1", "status": s} for s in ("done", "pending", "pending")]
     with pytest.raises(typer.Exit) as stop:
-        _verdict({"phone-1": "device offline\n(adb)"}, rows)
+        _verdict({"phone-1": "device offline\n(adb)"}, rows, {})
     assert stop.value.exit_code == 1
     assert capsys.readouterr().err.splitlines() == [
         "device phone-1 is offline or gone (device offline (adb)): 2 cells pending: rerun to finish"
