@@ -130,6 +130,18 @@ def module_path(tensor_name: str) -> str | None:
     return None
 
 
+def op_modules(path: Path) -> list[str | None]:
+    """The PyTorch module of every op of the main subgraph of the .tflite file `path`, by op index."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    return [
+        _op_module(model, [graph.tensors[i] for i in op.outputs], [graph.tensors[i] for i in op.inputs if i >= 0])
+        for op in graph.operators
+    ]
+
+
 def _op_module(model, outputs: list, inputs: list) -> str | None:
     """The module of an op: from its output's name, else (graph outputs are renamed) from its weights' names."""
     constants = [t for t in inputs if model.buffers[t.buffer].data is not None]

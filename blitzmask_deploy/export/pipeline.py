@@ -37,10 +37,13 @@ from blitzmask_deploy.core.artifacts import (
     write_manifest,
 )
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.export.quant_debug import QUANT_DEBUG_NAME
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 _SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted
-_EXPORT_NAMES = frozenset({MANIFEST_NAME, VALIDATION_NAME, _SCRATCH_FP32, *FILE_NAMES.values()})  # an export's files
+_EXPORT_NAMES = frozenset(  # an export's files, and what describes them
+    {MANIFEST_NAME, VALIDATION_NAME, QUANT_DEBUG_NAME, _SCRATCH_FP32, *FILE_NAMES.values()}
+)
 
 
 def export_checkpoint(
