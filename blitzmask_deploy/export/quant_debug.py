@@ -91,7 +91,7 @@ def op_errors(fp32: Path, int8: Path, images: Sequence[np.ndarray], *, threads: 
             fp32.read_bytes(), int8.read_bytes(), data, figures, functions, num_threads=threads
         ).get_all_tensor_results()
     quantised = _integer_tensors(int8)
-    types, outputs, macs = _graph_ops(fp32)
+    types, outputs, macs = graph_ops(fp32)
     total = sum(macs) or 1
     ops = []
     for index, (scope, module) in enumerate(zip(op_scopes(fp32), op_modules(fp32), strict=True)):
@@ -119,7 +119,7 @@ def op_errors(fp32: Path, int8: Path, images: Sequence[np.ndarray], *, threads: 
 def op_macs(path: Path) -> list[int]:
     """MACs of each op of the .tflite file (conv, depthwise conv, fully connected; 0 for other ops): output
     elements × kernel area × input channels / groups."""
-    return _graph_ops(path)[2]
+    return graph_ops(path)[2]
 
 
 def module_group(module: str | None) -> str:
@@ -195,7 +195,7 @@ def _file(export_dir: Path, manifest, precision: str) -> Path:
     )
 
 
-def _graph_ops(path: Path) -> tuple[list[str], list[str], list[int]]:
+def graph_ops(path: Path) -> tuple[list[str], list[str], list[int]]:
     """Per op of the main subgraph: its type, its first output's name, its MACs."""
     from ai_edge_litert import schema_py_generated as schema
 
