@@ -113,3 +113,19 @@ def test_bad_budget_options_exit_2_with_one_line(
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_coverage_shows_ops_off_the_int8_path(tiny_export: Path, synth_dataset: Path, tmp_path: Path) -> None:
+    from blitzmask_deploy.export.calibration import calibration_images
+    from blitzmask_deploy.export.coverage import analyze_tflite
+    from blitzmask_deploy.export.quantize import calibrate, op_scopes, quantize_calibrated
+
+    fp32 = tiny_export / "model_fp32.tflite"
+    scopes = op_scopes(fp32)
+    qsvs = calibrate(fp32, calibration_images(synth_dataset, 64, 2, progress=False))
+    mixed = quantize_calibrated(
+        fp32, qsvs, tmp_path / "mixed.tflite", overrides={scopes[2]: "a16w8", scopes[5]: "fp32"}
+    )
+    report = analyze_tflite(mixed)
+    assert report.int16_ops >= 1 and report.float_ops >= 1
+    assert analyze_tflite(tiny_export / "model_int8.tflite").int16_ops == 0
