@@ -17,6 +17,7 @@ from blitzmask_deploy.core.errors import BadInput
 
 MANIFEST_NAME = "manifest.json"
 VALIDATION_NAME = "validation.json"  # written beside the manifest by `blitzmask validate EXPORT_DIR`
+QUANT_DEBUG_NAME = "quant_debug.json"  # written beside the manifest by `blitzmask quant-debug EXPORT_DIR`
 SCHEMA_VERSION = 1
 EXPORT_FORMATS = ("fp32", "fp16", "int8", "onnx")  # what `blitzmask export --formats` takes, in export order
 FILE_NAMES = {  # the file each format is written to inside an export directory

@@ -31,6 +31,7 @@ from blitzmask_deploy.core.artifacts import (
     EXPORT_FORMATS,
     FILE_NAMES,
     MANIFEST_NAME,
+    QUANT_DEBUG_NAME,
     VALIDATION_NAME,
     CalibrationRecord,
     CheckpointRef,
@@ -40,7 +41,6 @@ from blitzmask_deploy.core.artifacts import (
     write_manifest,
 )
 from blitzmask_deploy.core.errors import BadInput
-from blitzmask_deploy.export.quant_debug import QUANT_DEBUG_NAME
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 _SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted

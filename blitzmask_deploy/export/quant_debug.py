@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from blitzmask_deploy.core.artifacts import ExportedFile, load_manifest, verify_file
+from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME, ExportedFile, load_manifest, verify_file
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.export.tflite import SIGNATURE
 from blitzmask_deploy.export.wrapper import HEADS, INPUT_NAME
 
-QUANT_DEBUG_NAME = "quant_debug.json"
 CONV_LIKE = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the ops whose MACs are counted
 
 

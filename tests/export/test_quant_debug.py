@@ -57,3 +57,19 @@ def test_cli_json_and_table(export_copy: Path, synth_dataset: Path) -> None:
     )
     bad = run_cli("quant-debug", export_copy, "--data", synth_dataset, "--images", 0)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_report_charts_the_worst_ops_when_quant_debug_json_is_found(tmp_path: Path) -> None:
+    from blitzmask_deploy.report.html import _quant_debug
+    from blitzmask_deploy.report.plots import QUANT_DEBUG_TOP, plot_quant_debug
+
+    ops = [
+        {"module": f"backbone.{i}", "op": "CONV_2D", "group": ("backbone", "neck", "heads")[i % 3], "snr_db": float(i)}
+        for i in range(30)
+    ]
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "quant_debug.json").write_text(json.dumps({"file": "model_int8.tflite", "ops": ops}))
+    found = _quant_debug(tmp_path)
+    assert len(found["ops"]) == 30 and QUANT_DEBUG_TOP == 20
+    assert plot_quant_debug(found, tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert plot_quant_debug({}, tmp_path / "none.png") is None
