@@ -19,6 +19,7 @@ from blitzmask_deploy.cli import (
     export,
     models,
     predict,
+    quant_debug,
     report,
     train,
     validate,
@@ -34,7 +35,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (data, models, train, predict, evaluate, export, coverage, validate, bench, report, demo):
+for _module in (data, models, train, predict, evaluate, export, coverage, quant_debug, validate, bench, report, demo):
     _module.register(app)
 
 

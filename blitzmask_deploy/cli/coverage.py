@@ -8,6 +8,9 @@ import typer
 
 from blitzmask_deploy.cli.common import emit_json, existing_path
 
+INT16_MEANS = "int16 activations (a16w8): runs on QNN HTP and LiteRT CPU, not on int8-only DSPs/NPUs"
+FLOAT_MEANS = "float op in an int8 file: DSP/NPU delegates hand it back to the CPU"
+
 
 def register(app: typer.Typer) -> None:
     """Add `coverage` to `app`."""
@@ -29,9 +32,11 @@ def coverage_cmd(
     for f in report:
         int8 = f.name.endswith("int8")
         gpu = f"GPU {f.gpu_compatible_pct:6.2f} %"
-        print(f"{f.name:<12} {f.file:<18} {len(f.ops):>4} ops  {gpu}  float ops {f.float_ops}")
+        int16 = f"  int16 ops {f.int16_ops}" if f.int16_ops else ""
+        print(f"{f.name:<12} {f.file:<18} {len(f.ops):>4} ops  {gpu}  float ops {f.float_ops}{int16}")
         for op in f.ops:
             problems = [f"GPU: {op.gpu_reason}"] if not op.gpu_compatible else []
-            problems += ["float op in an int8 file"] if int8 and not op.integer else []
+            problems += [FLOAT_MEANS] if int8 and not op.integer else []
+            problems += [INT16_MEANS] if int8 and op.int16 else []
             if problems:
                 print(f"    Op#{op.index:<4} {op.op:<22} {op.module or '?':<40} {'; '.join(problems)}")

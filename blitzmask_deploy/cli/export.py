@@ -25,6 +25,12 @@ def export_cmd(
         None, "--calib", help="Calibration images for int8: a COCO dataset dir (uses images/train) or image folder."
     ),
     calib_images: int = typer.Option(128, "--calib-images", min=1, help="Number of calibration images for int8."),
+    int8_budget: float | None = typer.Option(
+        None,
+        "--int8-budget",
+        help="Mixed precision: the cheapest int8 recipe (ops moved to a16w8, then float) whose host mask-AP drop "
+        "vs the checkpoint on --calib's val split is at most this many AP points.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as one JSON object on stdout."),
 ) -> None:
     """Export a checkpoint to TFLite (fp32, fp16, full-int8) and ONNX, with a manifest of every file."""
@@ -34,11 +40,16 @@ def export_cmd(
         existing_path(calib, "calibration data")
     from blitzmask_deploy.export.pipeline import export_checkpoint
 
-    manifest = export_checkpoint(ckpt, out, formats=chosen, calib=calib, calib_images=calib_images)
+    manifest = export_checkpoint(
+        ckpt, out, formats=chosen, calib=calib, calib_images=calib_images, int8_budget=int8_budget
+    )
     if as_json:
         emit_json(manifest.model_dump())
         return
     for f in manifest.files:
         io = ", ".join(f"{t.name} {t.dtype}{t.shape}" for t in f.outputs)
         info(f"{f.name:<12} {f.file:<18} {f.bytes / 1e6:7.2f} MB  {f.inputs[0].dtype}{f.inputs[0].shape} -> {io}")
+        if f.op_precisions:
+            moved = ", ".join(f"{o.module or o.op} {o.precision}" for o in f.op_precisions)
+            info(f"{'':<12} {100 * f.int8_mac_share:.1f} % of MACs in full int8; not full int8: {moved}")
     print(out / "manifest.json")

@@ -17,6 +17,7 @@ from blitzmask_deploy.core.errors import BadInput
 
 MANIFEST_NAME = "manifest.json"
 VALIDATION_NAME = "validation.json"  # written beside the manifest by `blitzmask validate EXPORT_DIR`
+QUANT_DEBUG_NAME = "quant_debug.json"  # written beside the manifest by `blitzmask quant-debug EXPORT_DIR`
 SCHEMA_VERSION = 1
 EXPORT_FORMATS = ("fp32", "fp16", "int8", "onnx")  # what `blitzmask export --formats` takes, in export order
 FILE_NAMES = {  # the file each format is written to inside an export directory
@@ -49,6 +50,15 @@ class TensorSpec(_Strict):
     quant: QuantParams | None = None
 
 
+class OpPrecision(_Strict):
+    """One op of an int8 file that is not in full int8 (mixed precision on an AP budget)."""
+
+    index: int  # the op's index in the fp32 file's graph
+    op: str
+    module: str | None
+    precision: Literal["a16w8", "fp32"]  # int16 activations with int8 weights, or float
+
+
 class ExportedFile(_Strict):
     """One exported model file, relative to the export directory."""
 
@@ -59,6 +69,9 @@ class ExportedFile(_Strict):
     bytes: int
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    op_precisions: list[OpPrecision] | None = None  # int8 files: the ops not in full int8 (empty: all of them)
+    int8_mac_share: float | None = None  # int8 files: share of the model's MACs in full int8
+    host_ap_drop: float | None = None  # int8 files on an AP budget: mask-AP drop vs the checkpoint (fraction)
 
     @property
     def name(self) -> str:
@@ -73,6 +86,15 @@ class CheckpointRef(_Strict):
     sha256: str
 
 
+class CalibrationRecord(_Strict):
+    """How the int8 file was calibrated."""
+
+    source: str  # a dataset's train split or a folder of images
+    images: int  # images actually used
+    algorithm: str = "min_max"
+    int8_budget: float | None = None  # AP points the int8 file may lose on the dataset's val split, when given
+
+
 class Manifest(_Strict):
     """Everything downstream needs to know about an export directory."""
 
@@ -85,6 +107,7 @@ class Manifest(_Strict):
     files: list[ExportedFile]
     toolchain: dict[str, str]
     created: str
+    calibration: CalibrationRecord | None = None
 
     def file(self, name: str) -> ExportedFile:
         """The file whose `name` (e.g. 'tflite-fp16') or file name matches."""

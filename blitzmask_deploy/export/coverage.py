@@ -40,6 +40,7 @@ class OpCoverage:
     integer: bool
     module: str | None
     gpu_reason: str | None = None
+    int16: bool = False  # int16 activations (a16w8 in a mixed-precision int8 file)
 
 
 @dataclass
@@ -56,6 +57,11 @@ class FileCoverage:
         return 100.0 * sum(o.gpu_compatible for o in self.ops) / len(self.ops) if self.ops else 100.0
 
     @property
+    def int16_ops(self) -> int:
+        """Ops with int16 activations: on the integer path of QNN HTP and LiteRT CPU, not of int8-only NPUs."""
+        return sum(o.int16 for o in self.ops)
+
+    @property
     def float_ops(self) -> int:
         """Ops with a float input or output (what an int8-only DSP/NPU cannot run)."""
         return sum(not o.integer for o in self.ops)
@@ -68,6 +74,7 @@ class FileCoverage:
             "ops": [asdict(o) for o in self.ops],
             "gpu_compatible_pct": round(self.gpu_compatible_pct, 2),
             "float_ops": self.float_ops,
+            "int16_ops": self.int16_ops,
         }
 
 
@@ -99,6 +106,7 @@ def analyze_tflite(path: Path, name: str | None = None) -> FileCoverage:
                 integer=not any(t in _FLOAT_TYPES for t in types),
                 module=_op_module(model, outputs, inputs),
                 gpu_reason=reason,
+                int16="INT16" in types,
             )
         )
     return FileCoverage(name=name or path.stem, file=path.name, ops=ops)
@@ -128,6 +136,18 @@ def module_path(tensor_name: str) -> str | None:
         if attrs and attrs[0] == "model":  # ExportWrapper.model: paths are relative to the BlitzMask module
             return ".".join(attrs[1:]) or "(root)"
     return None
+
+
+def op_modules(path: Path) -> list[str | None]:
+    """The PyTorch module of every op of the main subgraph of the .tflite file `path`, by op index."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    return [
+        _op_module(model, [graph.tensors[i] for i in op.outputs], [graph.tensors[i] for i in op.inputs if i >= 0])
+        for op in graph.operators
+    ]
 
 
 def _op_module(model, outputs: list, inputs: list) -> str | None:

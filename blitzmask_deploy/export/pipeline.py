@@ -10,6 +10,7 @@ export writes: a folder with anything else in it is refused rather than replaced
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -29,7 +31,9 @@ from blitzmask_deploy.core.artifacts import (
     EXPORT_FORMATS,
     FILE_NAMES,
     MANIFEST_NAME,
+    QUANT_DEBUG_NAME,
     VALIDATION_NAME,
+    CalibrationRecord,
     CheckpointRef,
     ExportedFile,
     Manifest,
@@ -40,7 +44,9 @@ from blitzmask_deploy.core.errors import BadInput
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 _SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted
-_EXPORT_NAMES = frozenset({MANIFEST_NAME, VALIDATION_NAME, _SCRATCH_FP32, *FILE_NAMES.values()})  # an export's files
+_EXPORT_NAMES = frozenset(  # an export's files, and what describes them
+    {MANIFEST_NAME, VALIDATION_NAME, QUANT_DEBUG_NAME, _SCRATCH_FP32, *FILE_NAMES.values()}
+)
 
 
 def export_checkpoint(
@@ -50,13 +56,15 @@ def export_checkpoint(
     formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
+    int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
-    """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib`."""
+    """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib` and,
+    with `int8_budget` (AP points), mixed precision keeps its host AP drop on `calib`'s val split within it."""
     from blitzmask_deploy.core.checkpoints import read_checkpoint
     from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
-    _check_formats(formats, calib)
+    _check_formats(formats, calib, int8_budget)
     checkpoint = read_checkpoint(ckpt)
     model = model_from_checkpoint(checkpoint)
     return export_model(
@@ -70,6 +78,7 @@ def export_checkpoint(
         formats=formats,
         calib=calib,
         calib_images=calib_images,
+        int8_budget=int8_budget,
         progress=progress,
     )
 
@@ -86,17 +95,20 @@ def export_model(
     formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
+    int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
     """Export an in-memory model (forward → dict of NCHW head tensors) with `out/manifest.json`; `out` is replaced
     only once everything is written."""
     from blitzmask_deploy.export.calibration import calibration_images
 
-    _check_formats(formats, calib)
+    _check_formats(formats, calib, int8_budget)
     target = Path(out).resolve()
     _check_out(target)
     wanted = [f for f in EXPORT_FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
+    ap_drop = _ap_drop_on(model, calib, input_size, categories) if int8_budget is not None else None
+    int8 = partial(_quantize, calibration=calibration, budget=int8_budget, ap_drop=ap_drop)
     staging = _sibling(target, "partial")
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
@@ -107,9 +119,10 @@ def export_model(
             categories=categories,
             architecture=architecture or {},
             checkpoint=checkpoint,
-            files=_write_files(model, staging, input_size, wanted, calibration, progress),
+            files=_write_files(model, staging, input_size, wanted, int8, progress),
             toolchain=toolchain_versions(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
+            calibration=_calibration_record(calib, calibration, int8_budget) if "int8" in wanted else None,
         )
         write_manifest(manifest, staging)
         _replace(target, staging)
@@ -120,11 +133,16 @@ def export_model(
 
 
 def _write_files(
-    model: nn.Module, folder: Path, input_size: int, wanted: list[str], calibration: list, progress: bool
+    model: nn.Module,
+    folder: Path,
+    input_size: int,
+    wanted: list[str],
+    int8: Callable[[Path, Path], dict],
+    progress: bool,
 ) -> list[ExportedFile]:
-    """Write each format of `wanted` into `folder` (fp32 also as the intermediate of fp16 and int8); their entries."""
+    """Write each format of `wanted` into `folder` (fp32 also as the intermediate of fp16 and int8); their entries.
+    `int8(fp32, out)` writes the int8 file and returns its extra manifest fields."""
     from blitzmask_deploy.export.onnx import export_onnx
-    from blitzmask_deploy.export.quantize import quantize_int8
     from blitzmask_deploy.export.tflite import cast_fp16, convert_fp32
     from blitzmask_deploy.export.wrapper import ExportWrapper, fuse_conv_bn, head_names
 
@@ -134,15 +152,16 @@ def _write_files(
     steps = {
         "fp32": lambda: convert_fp32(wrapper, input_size, fp32),
         "fp16": lambda: cast_fp16(fp32, folder / FILE_NAMES["fp16"]),
-        "int8": lambda: quantize_int8(fp32, calibration, folder / FILE_NAMES["int8"]),
+        "int8": lambda: extras.update(int8(fp32, folder / FILE_NAMES["int8"])),
         "onnx": lambda: export_onnx(wrapper, input_size, heads, folder / FILE_NAMES["onnx"]),
     }
+    extras: dict = {}
     if "fp32" not in wanted and ("fp16" in wanted or "int8" in wanted):
         _step("fp32 (intermediate)", progress, steps["fp32"])
     files = []
     for fmt in wanted:
         _step(fmt, progress, steps[fmt])
-        files.append(describe(folder, fmt))
+        files.append(describe(folder, fmt).model_copy(update=extras if fmt == "int8" else {}))
     if "fp32" not in wanted:
         fp32.unlink(missing_ok=True)
     return files
@@ -232,7 +251,50 @@ def toolchain_versions() -> dict[str, str]:
     return versions
 
 
-def _check_formats(formats: Sequence[str], calib: Path | None) -> None:
+def _quantize(
+    fp32: Path,
+    out: Path,
+    *,
+    calibration: list,
+    budget: float | None,
+    ap_drop: Callable[[Path], float] | None,
+) -> dict:
+    """Full int8 (no budget) or mixed precision within `budget` AP points; the int8 file's extra manifest fields."""
+    from blitzmask_deploy.export.mixed_precision import op_precisions, quantize_on_budget
+    from blitzmask_deploy.export.quantize import quantize_int8
+
+    if budget is None or ap_drop is None:
+        quantize_int8(fp32, calibration, out)
+        return {"op_precisions": [], "int8_mac_share": 1.0}
+    result = quantize_on_budget(fp32, calibration, out, budget=budget / 100, ap_drop=ap_drop)
+    ops, share = op_precisions(fp32, result.overrides)
+    return {"op_precisions": ops, "int8_mac_share": share, "host_ap_drop": round(result.ap_drop, 6)}
+
+
+def _ap_drop_on(model: nn.Module, data: Path, input_size: int, categories: list[dict]) -> Callable[[Path], float]:
+    """`file → mask-AP drop` of a .tflite file against `model`, both on the host, on `data`'s val split."""
+    from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.export.quant_debug import file_ap
+    from blitzmask_deploy.inference.dataset import evaluate_run, predict_dataset
+    from blitzmask_deploy.inference.runtimes import TorchRuntime
+
+    dataset = CocoDataset.from_split(data, "val")
+    if [c["id"] for c in categories] != list(dataset.cat_index_to_id):
+        raise BadInput(f"{data}: categories differ from the model's ({len(categories)} classes)")
+    run = predict_dataset(TorchRuntime(model, input_size), dataset, progress=False)
+    reference = float(evaluate_run(run, dataset)["mask_ap"])
+    return lambda path: reference - file_ap(path, dataset)
+
+
+def _calibration_record(calib: Path | None, calibration: list, budget: float | None) -> CalibrationRecord:
+    source = Path(calib or "")
+    split = source / "images" / "train"
+    return CalibrationRecord(
+        source=str(split if split.is_dir() else source), images=len(calibration), int8_budget=budget
+    )
+
+
+def _check_formats(formats: Sequence[str], calib: Path | None, int8_budget: float | None = None) -> None:
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
         raise BadInput(
@@ -240,6 +302,14 @@ def _check_formats(formats: Sequence[str], calib: Path | None) -> None:
         )
     if "int8" in formats and calib is None:
         raise BadInput("int8 export needs calibration images: pass --calib DATA (a dataset or image folder)")
+    if int8_budget is None:
+        return
+    if not math.isfinite(int8_budget) or int8_budget < 0:
+        raise BadInput(f"--int8-budget must be a non-negative number of AP points, got {int8_budget}")
+    if "int8" not in formats:
+        raise BadInput("--int8-budget applies to the int8 file: add int8 to --formats")
+    if calib is None or not (Path(calib) / "annotations" / "instances_val.json").is_file():
+        raise BadInput("--int8-budget needs --calib to be a dataset with a val split (annotations/instances_val.json)")
 
 
 def _architecture(model: nn.Module, config) -> dict:

@@ -9,8 +9,11 @@ all-integer graph.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +24,42 @@ from blitzmask_deploy.export.wrapper import INPUT_NAME
 
 _TFL_INT8 = 9  # tflite::TensorType_INT8
 MIN_ACTIVATION_RANGE = 1e-2
+OP_PRECISIONS = ("a16w8", "fp32")  # what an op may keep instead of full int8, cheapest first
 
 
 def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2) -> Path:
     """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1])."""
+    return quantize_calibrated(fp32, calibrate(fp32, calibration, threads=threads), out)
+
+
+def calibrate(fp32: Path, calibration: Iterable[np.ndarray], *, threads: int = 2) -> dict:
+    """Activation statistics (min/max per tensor) of `fp32` on `calibration`, ready for quantize_calibrated."""
     from ai_edge_quantizer import calibrator, quantizer, recipe
 
     samples = [{INPUT_NAME: np.asarray(x, dtype=np.float32)} for x in calibration]
     if not samples:
         raise BadInput("int8 export needs at least one calibration image")
     q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
-    with stdout_to_stderr(), warnings.catch_warnings():
-        # the quantizer's interpreter warns that preserving all tensors is for debugging: that is what it needs
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*", category=UserWarning)
+    with quiet():
         # profiler-based calibration: the same min/max as preserving all tensors, ~3× faster (b0 at 320)
         mode = calibrator.CalibrationMode.CALIBRATION_PROFILER_BASED
         qsvs = q.calibrate({SIGNATURE: samples}, num_threads=threads, mode=mode)
         _widen_degenerate_ranges(qsvs)
         for name in _input_names(fp32):  # the input range is [0, 1] by contract, not what calibration saw
             qsvs[name] = {"min": np.zeros_like(qsvs[name]["min"]), "max": np.ones_like(qsvs[name]["max"])}
-        result = q.quantize(qsvs, enable_progress_report=False)
+    return qsvs
+
+
+def quantize_calibrated(fp32: Path, qsvs: dict, out: Path, *, overrides: Mapping[str, str] | None = None) -> Path:
+    """Write `fp32` quantized with the statistics `qsvs` to `out`: full int8, except each op scope of `overrides`
+    (see op_scopes), kept at its precision ('a16w8': int16 activations and int8 weights; 'fp32': float)."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
+    for scope, precision in (overrides or {}).items():
+        _override(q, scope, precision)
+    with quiet():
+        result = q.quantize(copy.deepcopy(qsvs), enable_progress_report=False)
     out.write_bytes(bytes(result.quantized_model))
     if not _integer_io(out):
         _make_io_integer(out)
@@ -50,6 +69,37 @@ def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, t
         message = f"{out.name} runs with XNNPACK but LiteRT's reference int8 kernels reject it: {problem}"
         warnings.warn(message, stacklevel=2)
     return out
+
+
+def op_scopes(path: Path) -> list[str]:
+    """The quantizer's scope name of every op of the main subgraph of the .tflite file `path`, by op index."""
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    graph = fb.read_model(str(path)).subgraphs[0]
+    return [fb.get_op_scope(op, graph.tensors) for op in graph.operators]
+
+
+def _override(q, scope: str, precision: str) -> None:
+    """Give the op whose scope is exactly `scope` the per-op config of `precision`."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    regex = f"^{re.escape(scope)}$"
+    everything = qtyping.TFLOperationName.ALL_SUPPORTED
+    if precision == "a16w8":
+        q.add_static_config(regex, everything, activation_num_bits=16, weight_num_bits=8)
+    elif precision == "fp32":
+        q.update_quantization_recipe(regex, everything, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    else:
+        raise ValueError(f"unknown op precision {precision!r} (choose from {', '.join(OP_PRECISIONS)})")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The quantizer's prints to stderr; its interpreter's warning that preserving all tensors is for debugging
+    (that is what calibration needs) silenced."""
+    with stdout_to_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*", category=UserWarning)
+        yield
 
 
 def _widen_degenerate_ranges(qsvs: dict) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.core.version import VERSION
 from blitzmask_deploy.report import plots
@@ -34,6 +36,7 @@ figcaption{color:#555;font-size:13px;margin-top:4px}.note{color:#777;font-style:
 
 
 FIGURES = ("pareto.png", "latency.png", "ap_drop.png", "thermal.png", "roofline.png")
+QUANT_DEBUG_FIGURE = "quant_debug.png"  # only when a quant_debug.json is found with the results
 
 
 @dataclass
@@ -97,7 +100,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
                 os.replace(path, out / path.name)
     except OSError as err:
         raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
-    for stale in set(FIGURES) - {p.name for p in files.images}:
+    for stale in {*FIGURES, QUANT_DEBUG_FIGURE} - {p.name for p in files.images}:
         (out / stale).unlink(missing_ok=True)
     return ReportFiles(
         html=out / files.html.name,
@@ -105,6 +108,19 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         images=[out / p.name for p in files.images],
         gate=gate,
     )
+
+
+def _quant_debug(source: Path) -> dict:
+    """The first readable quant_debug.json in (or beside) the results, or {}."""
+    candidates = sorted(source.rglob(QUANT_DEBUG_NAME)) if source.is_dir() else [source.parent / QUANT_DEBUG_NAME]
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
 
 
 def _render(
@@ -138,6 +154,12 @@ def _render(
             plots.plot_roofline(estimates, out / "roofline.png"),
             "Latency the device would reach at its peak throughput on the model's MACs, beside the measured p50.",
             "No roofline: needs the variant's GMACs in the export manifest and a benchmarked cell.",
+        ),
+        (
+            plots.plot_quant_debug(_quant_debug(results.source), out / QUANT_DEBUG_FIGURE),
+            "Per-layer int8 error: output SNR against the fp32 file of the ops with the most error, coloured by "
+            "backbone, neck and heads (from quant_debug.json, `blitzmask quant-debug`).",
+            "No per-layer int8 error chart: no quant_debug.json next to the export (run blitzmask quant-debug).",
         ),
     ]
     roof_rows = [
@@ -198,6 +220,8 @@ def _render(
         else "",
         "<p class='meta'>Peaks are estimates (see docs/report.md): host from CPU flags × clock × threads, phones from "
         "vendor-quoted figures per SoC or a generic class figure. One MAC = 2 operations.</p>",
+        "<h2>Per-layer int8 error</h2>",
+        _figure(*figures[5]),
     ]
     if failed:
         parts += ["<h2>Cells without latency</h2>", _table(["file", "cell", "status", "error"], failed)]

@@ -199,3 +199,26 @@ def plot_roofline(estimates: list[tuple[Row, Roofline]], path: Path) -> Path | N
     ax.grid(axis="x", alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+_GROUP_COLOURS = {"backbone": "tab:blue", "neck": "tab:orange", "heads": "tab:green"}
+QUANT_DEBUG_TOP = 20
+
+
+def plot_quant_debug(report: dict[str, Any], path: Path) -> Path | None:
+    """Per-op SNR of an int8 file (quant_debug.json), the QUANT_DEBUG_TOP worst ops, coloured by model part."""
+    ops = [o for o in report.get("ops", []) if isinstance(o, dict) and isinstance(o.get("snr_db"), int | float)]
+    if not ops:
+        return None
+    worst = sorted(ops, key=lambda o: o["snr_db"])[:QUANT_DEBUG_TOP][::-1]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(worst) + 1.2))
+    colours = [_GROUP_COLOURS.get(o.get("group"), "tab:gray") for o in worst]
+    labels = [f"{o.get('module') or '?'} ({o.get('op', '?')})" for o in worst]
+    ax.barh(range(len(worst)), [o["snr_db"] for o in worst], color=colours)
+    ax.set_yticks(range(len(worst)), labels, fontsize=7)
+    ax.set_xlabel("output SNR vs fp32 (dB, lower = more error)")
+    ax.set_title(f"{report.get('file', 'int8')}: the {len(worst)} ops with the most quantisation error")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _GROUP_COLOURS.values()]
+    ax.legend(handles, list(_GROUP_COLOURS), loc="lower right", fontsize=8)
+    return _save(fig, path)
