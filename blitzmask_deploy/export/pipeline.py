@@ -9,21 +9,15 @@ export writes: a folder with anything else in it is refused rather than replaced
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import secrets
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
 
 from torch import nn
 
@@ -41,6 +35,7 @@ from blitzmask_deploy.core.artifacts import (
     write_manifest,
 )
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import replace_folder, sibling
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 _SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted
@@ -109,7 +104,7 @@ def export_model(
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     ap_drop = _ap_drop_on(model, calib, input_size, categories) if int8_budget is not None else None
     int8 = partial(_quantize, calibration=calibration, budget=int8_budget, ap_drop=ap_drop)
-    staging = _sibling(target, "partial")
+    staging = sibling(target, "partial")
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
     try:
@@ -125,7 +120,7 @@ def export_model(
             calibration=_calibration_record(calib, calibration, int8_budget) if "int8" in wanted else None,
         )
         write_manifest(manifest, staging)
-        _replace(target, staging)
+        replace_folder(target, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -177,50 +172,6 @@ def _check_out(out: Path) -> None:
     if foreign:
         listed = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise BadInput(f"{out} holds files an export does not write ({listed}): choose a new or empty folder for --out")
-
-
-def _sibling(out: Path, tag: str) -> Path:
-    """A fresh hidden path beside `out`: `.NAME.TAG-RANDOM`."""
-    return out.with_name(f".{out.name}.{tag}-{secrets.token_hex(4)}")
-
-
-def _replace(out: Path, new: Path) -> None:
-    """Put the folder `new` at `out`: an existing `out` is renamed aside, `new` renamed into place, the old one
-    deleted. SIGINT and SIGTERM wait until this is done, so `out` is always the old export or the new one."""
-    aside = _sibling(out, "old") if out.exists() else None
-    with _signals_held():
-        if aside is not None:
-            os.rename(out, aside)
-        try:
-            os.rename(new, out)
-        except OSError:
-            if aside is not None:
-                os.rename(aside, out)
-            raise
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Defer SIGINT and SIGTERM while the block runs: one that arrives is handled as usual when the block ends.
-    (Python runs signal handlers in the main thread only; elsewhere the block runs as it is.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[tuple[int, FrameType | None]] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda num, frame: caught.append((num, frame))) for s in held}
-    try:
-        yield
-    finally:
-        for num, handler in previous.items():
-            signal.signal(num, handler)
-        for num, frame in caught[:1]:
-            if callable(previous[num]):
-                previous[num](num, frame)
-            elif previous[num] == signal.SIG_DFL:
-                signal.raise_signal(num)
 
 
 def describe(out: Path, fmt: str) -> ExportedFile:

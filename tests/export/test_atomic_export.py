@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from blitzmask_deploy.core import folders
 from blitzmask_deploy.core.artifacts import VALIDATION_NAME, load_manifest, verify_file
 from blitzmask_deploy.core.errors import BadInput
-from blitzmask_deploy.export import pipeline
 from blitzmask_deploy.export.pipeline import export_checkpoint
 
 
@@ -84,8 +84,8 @@ def test_a_signal_during_the_swap_waits_until_the_new_folder_is_in_place(
         rename(src, dst)
         os.kill(os.getpid(), signal.SIGINT)  # between the two renames
 
-    monkeypatch.setattr(pipeline.os, "rename", rename_then_interrupt)
+    monkeypatch.setattr(folders.os, "rename", rename_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        pipeline._replace(out, new)
+        folders.replace_folder(out, new)
     assert (out / "manifest.json").read_text() == "new"
     assert os.listdir(tmp_path) == ["export"]  # the old folder deleted before the signal was let through
