@@ -126,3 +126,7 @@ def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
     failed = {(c["file"], c["target"].rpartition(" / ")[2]) for c in checks if not c["passed"]}
     assert {("tflite-fp32", "cpu"), ("tflite-fp16", "cpu")} <= failed
     assert all(c["check"] == "device_ap_drop" for c in checks)
+    report = run_cli("report", store, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Accuracy on devices" in page and page.count("<td>tflite-") >= 9
