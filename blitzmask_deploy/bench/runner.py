@@ -223,14 +223,14 @@ def _run_cell(device: Device, cell: CellSpec, store: ResultStore, settings: Sett
     except DeviceGone:
         raise
     except DeviceError as err:
-        if not _still_alive(device):
+        if not still_alive(device):
             raise DeviceGone(str(err)) from None
         store.fail(cell.key, str(err))
         return
     store.finish(cell.key, outcome, cooldown_s=waited)
 
 
-def _still_alive(device: Device) -> bool:
+def still_alive(device: Device) -> bool:
     """alive() twice, SETTLE_S apart, before an error may fail a cell: the error of an unplug can arrive while the
     adb server still lists the device, and a failed cell is not retried by a plain rerun, a pending one is."""
     if not device.alive():

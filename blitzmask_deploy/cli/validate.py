@@ -1,4 +1,5 @@
-"""`blitzmask validate`: mask AP of a checkpoint, or of every file in an export directory."""
+"""`blitzmask validate`: mask AP of a checkpoint, of every file in an export directory, or of every .tflite file
+measured on devices (`--device`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_verdict, existing_path
+from blitzmask_deploy.cli.common import emit_verdict, existing_path, info, split_csv
+from blitzmask_deploy.core.errors import BadInput
 
 
 def register(app: typer.Typer) -> None:
@@ -17,12 +19,31 @@ def register(app: typer.Typer) -> None:
 def validate_cmd(
     model: Path = typer.Argument(..., help="A checkpoint (.pt) or an export directory with manifest.json."),
     data: Path = typer.Option(..., "--data", help="COCO dataset directory (uses its val split)."),
-    max_images: int = typer.Option(0, "--max-images", min=0, help="Evaluate at most this many val images (0 = all)."),
+    max_images: int = typer.Option(
+        0, "--images", "--max-images", min=0, help="Evaluate at most this many val images (0 = all)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Measure on devices: 'all', 'local' or serials, comma-separated (needs --store)."
+    ),
+    delegate: str = typer.Option(
+        "xnnpack", "--delegate", help="With --device: comma list of cpu,xnnpack,gpu,nnapi,qnn."
+    ),
+    threads: int = typer.Option(4, "--threads", min=1, max=1024, help="With --device: CPU threads on the device."),
+    adb: list[str] = typer.Option([], "--adb", help="adb server HOST:PORT (repeatable; default 127.0.0.1:5037)."),
+    apk: Path | None = typer.Option(None, "--apk", help="Benchmark APK to install when missing or outdated."),
+    store: Path | None = typer.Option(
+        None, "--store", help="With --device: SQLite result store (the one `bench` uses; reruns resume)."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Seconds allowed for one am instrument call."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Mask AP (and drop, parity, host latency for exports) on the dataset's val split."""
+    """Mask AP (and drop, parity, host latency for exports) on the dataset's val split; with --device, the AP of
+    every .tflite file on each device and delegate beside its host AP."""
     existing_path(model, "model")
     existing_path(data, "dataset")
+    if device is not None:
+        _validate_on_devices(model, data, device, delegate, threads, adb, apk, store, timeout, max_images, as_json)
+        return
     if model.is_dir():
         from blitzmask_deploy.validate.export_dir import run_validate_export
 
@@ -32,3 +53,54 @@ def validate_cmd(
 
         result = validate_checkpoint(model, data, max_images=max_images)
     emit_verdict(result, as_json)
+
+
+def _validate_on_devices(
+    model: Path,
+    data: Path,
+    device: str,
+    delegate: str,
+    threads: int,
+    adb: list[str],
+    apk: Path | None,
+    store: Path | None,
+    timeout: float,
+    max_images: int,
+    as_json: bool,
+) -> None:
+    import sqlite3
+
+    from blitzmask_deploy.bench.discovery import open_devices
+    from blitzmask_deploy.bench.protocol import DELEGATES
+    from blitzmask_deploy.bench.store import ResultStore
+    from blitzmask_deploy.validate.device import run_validate_device
+
+    if store is None:
+        raise BadInput("--device needs --store RESULTS (the SQLite store that keeps the accuracy cells)")
+    if not model.is_dir():
+        raise BadInput(f"--device needs an export directory, got {model}")
+    if apk is not None and not apk.is_file():
+        raise BadInput(f"APK not found: {apk}")
+    delegates = split_csv(delegate, set(DELEGATES), "delegate") or ["xnnpack"]
+    devices, notes = open_devices(split_csv(device) or ["all"], adb or None, instrument_timeout=timeout)
+    for note in notes:
+        info(note)
+    if not devices:
+        raise BadInput(f"no device matches --device {device}")
+    try:
+        results = ResultStore(store)
+    except sqlite3.Error as err:
+        raise BadInput(f"{store}: cannot open it as a result store ({err})") from None
+    try:
+        outcome = run_validate_device(
+            model, data, devices, results, delegates=delegates, threads=threads, max_images=max_images, apk=apk,
+            progress=not as_json,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        info(f"interrupted: cells still pending in {store}: rerun to finish")
+        raise typer.Exit(130) from None
+    for serial, reason in outcome.gone.items():
+        info(
+            f"device {serial} is offline or gone ({' '.join(reason.split())}): its cells stay pending: rerun to finish"
+        )
+    emit_verdict(outcome, as_json)

@@ -99,8 +99,9 @@ class NumericsCard(_Strict):
     ap_drop_max: dict[str, float]
     parity_max_abs: dict[str, float]
     latency_p50_ms_max: float | None = None
+    device_ap_drop_max: dict[str, float] = {}  # device AP vs host LiteRT AP of the same file, per precision
 
-    @field_validator("ap_drop_max", "parity_max_abs")
+    @field_validator("ap_drop_max", "parity_max_abs", "device_ap_drop_max")
     @classmethod
     def _known_non_negative(cls, table: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(table) - set(EXPORT_FORMATS))
@@ -113,6 +114,11 @@ class NumericsCard(_Strict):
     def max_drop_fraction(self, precision: str) -> float:
         """The allowed mask-AP drop for `precision` (or a file name like 'tflite-int8') as a fraction of AP 0–1."""
         return _budget(self.ap_drop_max, precision, "ap_drop_max") / 100.0
+
+    def max_device_drop_fraction(self, precision: str) -> float | None:
+        """The allowed drop of a file's AP on a device vs its AP on host LiteRT (0–1), or None when not set."""
+        limit = self.device_ap_drop_max.get(precision)
+        return None if limit is None else limit / 100.0
 
     def max_parity(self, precision: str) -> float:
         """The allowed max |Δ| of raw head outputs vs the checkpoint for `precision` (or a file name)."""

@@ -49,7 +49,8 @@ class TorchRuntime:
         return {k: v.permute(0, 2, 3, 1).contiguous().numpy() for k, v in out.items()}
 
 
-def _quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A float tensor in the dtype of `spec` (int8 with its scale and zero point, rounded and clipped)."""
     if spec.quant is None:
         return x.astype(spec.dtype)
     info = np.iinfo(spec.dtype)
@@ -57,7 +58,8 @@ def _quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(spec.dtype)
 
 
-def _dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
+def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A tensor in the dtype of `spec` back to float32 (int8 through its scale and zero point)."""
     if spec.quant is None:
         return q.astype(np.float32)
     return ((q.astype(np.float32) - spec.quant.zero_point) * spec.quant.scale).astype(np.float32)
@@ -90,9 +92,9 @@ class LiteRTRuntime:
         results: list[dict[str, np.ndarray]] = []
         (in_spec, in_index), *_ = self._in
         for image in images:
-            self.interpreter.set_tensor(in_index, _quantize(image[None], in_spec))
+            self.interpreter.set_tensor(in_index, quantize(image[None], in_spec))
             self.interpreter.invoke()
-            results.append({t.name: _dequantize(self.interpreter.get_tensor(i), t) for t, i in self._out})
+            results.append({t.name: dequantize(self.interpreter.get_tensor(i), t) for t, i in self._out})
         return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
 
 

@@ -1,4 +1,5 @@
-"""Regression gate: AP drop per exported file against the numerics budgets, p50 latency against a limit.
+"""Regression gate: AP drop per exported file against the numerics budgets, the drop of each file's AP measured
+on a device vs its host AP (`device_ap_drop_max`), p50 latency against a limit.
 
 Budgets come from `--budgets FILE` (a numerics.yaml) or else `models/<variant>/numerics.yaml`; `ap_drop_max` is in
 AP points (0–100, as the paper writes them) and is compared with the stored drop on COCO's 0–1 scale through
@@ -30,7 +31,7 @@ TABLE_HEADER = ["check", "file", "target", "value", "limit", "result"]
 class Check:
     """One gate line: a measured value against its limit."""
 
-    check: str  # "ap_drop" | "latency_p50"
+    check: str  # "ap_drop" | "device_ap_drop" | "latency_p50"
     file: str
     target: str
     value: float
@@ -44,7 +45,7 @@ class Check:
 
     def cells(self) -> list[str]:
         """The line as display strings: check, file, target, value, limit, PASS/FAIL."""
-        label = "AP drop" if self.check == "ap_drop" else "p50 latency"
+        label = {"ap_drop": "AP drop", "device_ap_drop": "device AP drop"}.get(self.check, "p50 latency")
         value, limit = _fmt(self.value, self.unit), _fmt(self.limit, self.unit)
         return [label, self.file, self.target, value, limit, "PASS" if self.passed else "FAIL"]
 
@@ -117,6 +118,7 @@ def _checked(card: Any, path: Path) -> Any:
     budgets = {
         **{f"ap_drop_max.{k}": v for k, v in card.ap_drop_max.items()},
         **{f"parity_max_abs.{k}": v for k, v in card.parity_max_abs.items()},
+        **{f"device_ap_drop_max.{k}": v for k, v in card.device_ap_drop_max.items()},
         "latency_p50_ms_max": card.latency_p50_ms_max,
     }
     for where, value in budgets.items():
@@ -162,6 +164,11 @@ class Budgets:
             return None
         return float(card.max_drop_fraction(key))
 
+    def device_ap_drop(self, variant: str, precision: str) -> float | None:
+        """Allowed drop of a file's device AP vs its host AP (0–1), or None when the card has no entry for it."""
+        card = self.card(variant)
+        return None if card is None else card.max_device_drop_fraction(precision)
+
     def latency_ms(self, row: Row) -> float | None:
         """The card's p50 latency limit for the row's variant, if any."""
         return getattr(self.card(row.variant), "latency_p50_ms_max", None)
@@ -187,6 +194,7 @@ def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: f
             notes.append(f"{row.name}: no AP-drop budget for '{budget_key(row)}'")
         else:
             checks.append(Check("ap_drop", row.name, "host", row.drop, limit, "ap"))
+    checks += _device_checks(results, cards, notes)
     for row in results.rows:
         if row.status == "not benchmarked":
             continue
@@ -204,6 +212,24 @@ def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: f
     if not checks:
         raise BadInput(f"{results.source}: nothing to check (no AP drops with budgets, no latency limit)")
     return GateResult(checks=checks, notes=list(dict.fromkeys(cards.notes + notes)))
+
+
+def _device_checks(results: Results, cards: Budgets, notes: list[str]) -> list[Check]:
+    """One check per accuracy cell measured on a device: its AP drop vs the same file on host LiteRT."""
+    checks = []
+    for cell in results.accuracy:
+        name, target = cell["model_name"], f"{cell['device_model'] or cell['device_serial']} / {cell['delegate']}"
+        if cell["status"] != "done":
+            notes.append(f"{name} on {target}: accuracy {cell['status']}, no device AP to check")
+            continue
+        if not (_finite(cell["mask_ap"]) and _finite(cell["host_ap"])):
+            raise BadInput(f"{results.source}: {name} on {target}: device or host AP is not a finite number")
+        limit = cards.device_ap_drop(cell["variant"], cell["precision"])
+        if limit is None:
+            notes.append(f"{name}: no device AP-drop budget for '{cell['precision']}'")
+        else:
+            checks.append(Check("device_ap_drop", name, target, cell["host_ap"] - cell["mask_ap"], limit, "ap"))
+    return checks
 
 
 def _check_validations(results: Results) -> None:

@@ -123,6 +123,21 @@ def _quant_debug(source: Path) -> dict:
     return {}
 
 
+def _device_accuracy_section(results: Results) -> list[str]:
+    """The device AP of each file per device and delegate beside its host AP (none without accuracy cells)."""
+    from blitzmask_deploy.report.device_accuracy import HEADER as DEVICE_HEADER
+    from blitzmask_deploy.report.device_accuracy import device_accuracy_rows
+
+    if not results.accuracy:
+        return []
+    return [
+        "<h2>Accuracy on devices</h2>",
+        "<p class='meta'>Mask AP in points of each file's outputs computed on the device with the delegate, beside "
+        "the same file on host LiteRT with the same inputs; drops are the host AP (or checkpoint AP) minus it.</p>",
+        _table(DEVICE_HEADER, device_accuracy_rows(results)),
+    ]
+
+
 def _render(
     results: Results, out: Path, file_budgets: dict[str, float | None], gate: GateResult | None, gate_error: str | None
 ) -> ReportFiles:
@@ -131,8 +146,8 @@ def _render(
     figures = [
         (
             plots.plot_pareto(results, out / "pareto.png"),
-            "Mask AP (host evaluation of the exact file) against fps measured on each device / delegate; "
-            "lines join each group's Pareto-optimal points.",
+            "Mask AP against fps measured on each device / delegate: filled markers at the AP of the file's outputs "
+            "on that device with that delegate, hollow ones at its host AP; lines join each group's Pareto front.",
             "No Pareto plot: no benchmarked file has a host AP (run validate and bench on the same export).",
         ),
         (
@@ -202,6 +217,7 @@ def _render(
         "the benchmark cell; fps = 1000 / mean; ΔT = hottest zone after − before."
         "</p>",
         _table(HEADER, [row_cells(r) for r in results.rows]),
+        *_device_accuracy_section(results),
         "<h2>Accuracy vs speed</h2>",
         _figure(*figures[0]),
         "<h2>Latency distributions</h2>",

@@ -52,9 +52,17 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return sorted(front)
 
 
+def _ap(results: Results, row: Row) -> float | None:
+    """The AP measured on the row's device and delegate, else the host AP of its file."""
+    device = results.device_ap(row)
+    return row.mask_ap if device is None else device
+
+
 def plot_pareto(results: Results, path: Path) -> Path | None:
-    """Mask AP against fps, one colour per device/delegate, one marker per precision, Pareto front per group."""
-    rows = [r for r in results.benchmarked() if r.mask_ap is not None and r.fps]
+    """Mask AP against fps, one colour per device/delegate, one marker per precision, Pareto front per group. Each
+    cell sits at the AP measured on its device with its delegate when there is one, else at the host AP (hollow)."""
+    aps = {id(r): ap for r in results.benchmarked() if (ap := _ap(results, r)) is not None}
+    rows = [r for r in results.benchmarked() if id(r) in aps and r.fps]
     if not rows:
         return None
     plt = _pyplot()
@@ -65,17 +73,19 @@ def plot_pareto(results: Results, path: Path) -> Path | None:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (group, members) in enumerate(groups.items()):
         colour = colours[i % len(colours)]
-        front = pareto_front([(r.fps, r.mask_ap * 100) for r in members if r.fps and r.mask_ap is not None])
+        front = pareto_front([(r.fps, aps[id(r)] * 100) for r in members])
         for row in members:
-            point = (row.fps, row.mask_ap * 100)
-            ax.scatter(*point, color=colour, marker=_MARKERS.get(row.precision, "D"), s=60)
+            point = (row.fps, aps[id(row)] * 100)
+            hollow = results.device_ap(row) is None
+            ax.scatter(*point, color=colour, facecolors="none" if hollow else colour,
+                       marker=_MARKERS.get(row.precision, "D"), s=60)  # fmt: skip
             if point in front:  # label the front only: off-front points would clutter the plot
                 ax.annotate(f"{row.name} {row.threads}t", point, fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.plot(*zip(*front, strict=True), color=colour, linewidth=1.2, label=f"{group} (Pareto front)")
     for precision, marker in _MARKERS.items():
         ax.scatter([], [], color="grey", marker=marker, label=precision)
     ax.set_xlabel("throughput (fps = 1000 / mean latency)")
-    ax.set_ylabel("mask AP (points, host evaluation)")
+    ax.set_ylabel("mask AP (points: on the device; hollow: host)")
     ax.set_title("Accuracy vs speed")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

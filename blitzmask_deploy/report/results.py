@@ -88,6 +88,18 @@ class Results:
     rows: list[Row]
     validations: list[dict[str, Any]]
     manifests: dict[str, dict[str, Any]]
+    accuracy: list[dict[str, Any]] = field(default_factory=list)  # accuracy cells: AP of a file on a device
+
+    def device_ap(self, row: Row) -> float | None:
+        """The mask AP measured on the row's device with its delegate, when an accuracy cell holds it."""
+        for cell in self.accuracy:
+            if cell["status"] == "done" and (cell["model_sha256"], cell["device_serial"], cell["delegate"]) == (
+                row.sha256,
+                row.device_serial,
+                row.delegate,
+            ):
+                return cell["mask_ap"]
+        return None
 
     def files(self) -> list[Row]:
         """One row per exported file with accuracy (the first row seen for each sha256)."""

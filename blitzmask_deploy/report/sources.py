@@ -1,4 +1,5 @@
-"""Stored results → `Results`: accuracy from `validation.json` joined with benchmark cells by file sha256.
+"""Stored results → `Results`: accuracy from `validation.json` joined with benchmark cells by file sha256, and the
+accuracy cells measured on devices (`validate --device`) as the store holds them.
 
 RESULTS may be a demo/run directory (every `**/validation.json` and `**/*.sqlite` under it), a `.sqlite` bench
 store (the export directories its cells point at are searched for `validation.json`), or a `validation.json`.
@@ -35,13 +36,14 @@ def load_results(path: Path) -> Results:
         raise BadInput(f"{path}: expected a run directory, a .sqlite bench store or a {VALIDATION_NAME}")
 
     cells = [cell for store in store_paths for cell in _read_store(store)]
+    accuracy = [cell for store in store_paths for cell in _read_store(store, "accuracy_cells")]
     validation_paths += _validations_near_cells(cells, validation_paths)
     validations = [_read_validation(p) for p in validation_paths]
     manifests = _manifests_for(validation_paths, cells)
     rows = _join(validations, cells, manifests)
-    if not rows:
+    if not rows and not accuracy:
         raise BadInput(f"{path}: no exported files and no benchmark cells in the results")
-    return Results(source=path, rows=rows, validations=validations, manifests=manifests)
+    return Results(source=path, rows=rows, validations=validations, manifests=manifests, accuracy=accuracy)
 
 
 def _find(root: Path, pattern: str) -> list[Path]:
@@ -64,7 +66,7 @@ def _read_validation(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_store(path: Path) -> list[dict[str, Any]]:
+def _read_store(path: Path, table: str = "cells") -> list[dict[str, Any]]:
     import sqlite3
 
     from blitzmask_deploy.bench.store import ResultStore
@@ -76,7 +78,7 @@ def _read_store(path: Path) -> list[dict[str, Any]]:
             raise BadInput(f"{path} is not a BlitzMask bench store (no 'cells' table)")
         store = ResultStore(path)
         try:
-            return store.cells()
+            return store.cells(table=table)
         finally:
             store.close()
     except sqlite3.Error as err:

@@ -12,6 +12,7 @@ from blitzmask_deploy.core.artifacts import VALIDATION_NAME, ExportedFile, Manif
 from blitzmask_deploy.core.errors import BadInput
 
 if TYPE_CHECKING:
+    from blitzmask_deploy.data.coco import CocoDataset
     from blitzmask_deploy.modeling.blitzmask import BlitzMask
 
 _EPS = 1e-9
@@ -124,11 +125,10 @@ def run_validate_export(
     if not manifest.files:
         raise BadInput(f"{export_dir}: the manifest lists no exported files")
     runtimes = [open_runtime(export_dir, f, threads=threads) for f in manifest.files]  # sha256 + readability first
-    model = _load_source_checkpoint(manifest)
+    model = load_source_checkpoint(manifest)
     numerics = load_numerics(manifest.variant)
     dataset = CocoDataset.from_split(Path(data), "val")
-    if [c["id"] for c in manifest.categories] != list(dataset.cat_index_to_id):
-        raise BadInput(f"{data}: categories differ from the export's ({len(manifest.categories)} in the manifest)")
+    check_categories(manifest, dataset, data)
 
     reference = TorchRuntime(model, manifest.input_size, threads=threads)
     ref_run = predict_dataset(reference, dataset, max_images=max_images, progress=progress, desc="validate torch")
@@ -163,7 +163,13 @@ def run_validate_export(
     return validation
 
 
-def _load_source_checkpoint(manifest: Manifest) -> BlitzMask:
+def check_categories(manifest: Manifest, dataset: CocoDataset, data: Path) -> None:
+    """BadInput unless the dataset's categories are the export's, in the same order."""
+    if [c["id"] for c in manifest.categories] != list(dataset.cat_index_to_id):
+        raise BadInput(f"{data}: categories differ from the export's ({len(manifest.categories)} in the manifest)")
+
+
+def load_source_checkpoint(manifest: Manifest) -> BlitzMask:
     """The model of the checkpoint the export came from, checked to be the same bytes and the same variant."""
     from blitzmask_deploy.core.checkpoints import read_checkpoint
     from blitzmask_deploy.modeling.registry import model_from_checkpoint

@@ -1,0 +1,367 @@
+"""`blitzmask validate EXPORT_DIR --data DIR --device ...`: mask AP of every exported .tflite file measured on
+devices, per delegate (the app's accuracy mode), beside the same file on host LiteRT and the checkpoint.
+
+The val images are preprocessed as the host does it (and quantised for int8 inputs) into .npy input sets, one per
+input spec, cached in a content-addressed folder next to the store and pushed once per device. Each (file, device,
+delegate, threads) is an accuracy cell of the bench result store: pending → done|failed, so an unplugged device
+leaves its cells pending and the same command finishes them, measuring nothing that is done again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blitzmask_deploy.bench.device import Device
+from blitzmask_deploy.bench.errors import DeviceError, DeviceGone
+from blitzmask_deploy.bench.local import LocalDevice
+from blitzmask_deploy.bench.protocol import input_set, save_tensor
+from blitzmask_deploy.bench.runner import still_alive
+from blitzmask_deploy.bench.store import AccuracyCellSpec, ResultStore
+from blitzmask_deploy.core.artifacts import ExportedFile, TensorSpec, load_manifest, manifest_path, verify_file
+from blitzmask_deploy.core.errors import BadInput
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from blitzmask_deploy.data.coco import CocoDataset
+
+TABLE = "accuracy_cells"
+HOST_DELEGATE = "xnnpack"  # host LiteRT as `blitzmask validate` runs it
+_EPS = 1e-9
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class DeviceValidation:
+    """The accuracy cells of one `validate --device` run, as stored, with the device AP-drop budgets."""
+
+    variant: str
+    dataset: str
+    images: int
+    store: Path
+    rows: list[dict]
+    budgets: dict[str, float | None]  # precision → allowed drop vs host (0–1), None: not checked
+    ran: int = 0
+    skipped: int = 0
+    gone: dict[str, str] = field(default_factory=dict)
+
+    def cell(self, row: dict) -> dict:
+        """One cell's figures: AP, drop vs the checkpoint and vs the same file on the host, parity per head."""
+        done = row["status"] == "done"
+        budget = self.budgets.get(row["precision"])
+        figures = {
+            "name": row["model_name"],
+            "precision": row["precision"],
+            "sha256": row["model_sha256"],
+            "device_serial": row["device_serial"],
+            "device_model": row["device_model"],
+            "delegate": row["delegate"],
+            "delegate_applied": row["delegate_applied"],
+            "fallback": bool(row["fallback"]),
+            "threads": row["threads"],
+            "status": row["status"],
+            "mask_ap": row["mask_ap"],
+            "host_ap": row["host_ap"],
+            "reference_ap": row["reference_ap"],
+            "mask_ap_drop": row["reference_ap"] - row["mask_ap"] if done else None,
+            "host_ap_drop": row["host_ap"] - row["mask_ap"] if done else None,
+            "parity": json.loads(row["parity"]) if done else None,
+            "parity_mean": json.loads(row["parity_mean"]) if done else None,
+            "budget": {"device_ap_drop_max": budget},
+            "error": row["error"],
+        }
+        failures = []
+        if done and budget is not None and figures["host_ap_drop"] > budget + _EPS:
+            failures.append(f"device AP drop {100 * figures['host_ap_drop']:.2f} > {100 * budget:.2f} points")
+        return {**figures, "failures": failures, "passed": done and not failures}
+
+    @property
+    def passed(self) -> bool:
+        """True when every cell is done within its budget and no device went away."""
+        return not self.gone and all(self.cell(r)["passed"] for r in self.rows)
+
+    def to_json(self) -> dict:
+        """The run as one JSON object: what was measured now, the counts per status and every cell's figures."""
+        return {
+            "variant": self.variant,
+            "dataset": self.dataset,
+            "images": self.images,
+            "store": str(self.store),
+            "ran": self.ran,
+            "skipped": self.skipped,
+            **{s: sum(r["status"] == s for r in self.rows) for s in ("done", "failed", "pending")},
+            "devices_stopped": self.gone,
+            "cells": [self.cell(r) for r in self.rows],
+            "passed": self.passed,
+        }
+
+    def to_table(self) -> str:
+        """A fixed-width table in AP points: device AP, host AP, drops, worst head parity, PASS/FAIL and why."""
+        head = (
+            f"{'name':<13} {'device':<20} {'delegate':<9} {'AP':>7} {'host AP':>7} {'drop':>6} {'vs host':>7} "
+            f"{'max |Δ|':>9}  result"
+        )
+        lines = [f"{self.variant} on {self.dataset} ({self.images} val images)", head, "-" * len(head)]
+        for c in map(self.cell, self.rows):
+            if c["status"] != "done":
+                lines.append(f"{c['name']:<13} {c['device_serial']:<20.20} {c['delegate']:<9} {c['status']}"
+                             + (f": {c['error']}" if c["error"] else ""))  # fmt: skip
+                continue
+            lines.append(
+                f"{c['name']:<13} {c['device_serial']:<20.20} {c['delegate']:<9} {100 * c['mask_ap']:>7.2f} "
+                f"{100 * c['host_ap']:>7.2f} {100 * c['mask_ap_drop']:>6.2f} {100 * c['host_ap_drop']:>7.2f} "
+                f"{max(c['parity'].values(), default=0.0):>9.2e}  "
+                + ("PASS" if c["passed"] else "FAIL: " + "; ".join(c["failures"]))
+            )
+        lines.append("PASSED" if self.passed else "FAILED: a cell is not done or exceeded device_ap_drop_max")
+        return "\n".join(lines)
+
+
+def run_validate_device(
+    export_dir: Path,
+    data: Path,
+    devices: list[Device],
+    store: ResultStore,
+    *,
+    delegates: list[str],
+    threads: int = 4,
+    max_images: int = 0,
+    apk: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = _stderr,
+) -> DeviceValidation:
+    """Measure every pending accuracy cell (each .tflite file × device × delegate) and read them all back."""
+    from blitzmask_deploy.core.cards import load_numerics
+    from blitzmask_deploy.data.coco import CocoDataset
+    from blitzmask_deploy.validate.export_dir import check_categories
+
+    manifest = load_manifest(export_dir)
+    root = manifest_path(export_dir).parent
+    files = [(f, verify_file(root, f)) for f in manifest.files if f.format == "tflite"]
+    if not files:
+        raise BadInput(f"{export_dir}: the manifest lists no .tflite files to run on a device")
+    dataset = CocoDataset.from_split(Path(data), "val")
+    check_categories(manifest, dataset, data)
+    count = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    digest = data_digest(dataset, count)
+    numerics = load_numerics(manifest.variant)
+    outcome = DeviceValidation(
+        variant=manifest.variant,
+        dataset=str(data),
+        images=count,
+        store=store.path,
+        rows=[],
+        budgets={f.precision: numerics.max_device_drop_fraction(f.precision) for f, _ in files},
+    )
+    plans: list[tuple[Device, list[AccuracyCellSpec]]] = []
+    for device in devices:
+        try:
+            info = device.info()
+        except DeviceError as err:
+            outcome.gone[device.serial] = str(err)
+            continue
+        plans.append((device, [
+            AccuracyCellSpec(str(path), f.sha256, f.name, manifest.variant, f.precision, device.serial, device.kind,
+                             info.get("model"), info.get("fingerprint"), delegate, threads, str(data), count, digest)
+            for f, path in files for delegate in delegates
+        ]))  # fmt: skip
+    keys = [c.key for _, cells in plans for c in cells]
+    store.add_pending([c for _, cells in plans for c in cells])
+    todo = [(d, c) for d, cells in plans for c in cells if store.status(c.key, TABLE) == "pending"]
+    outcome.skipped = len(keys) - len(todo)
+    if todo:
+        run = _Measurement(export_dir, dataset, count, digest, store, threads, apk, progress, log)
+        for entry, path in files:
+            cells = [(d, c) for d, c in todo if c.model_sha256 == entry.sha256]
+            if cells:
+                outcome.ran += run.file(entry, path, cells, outcome.gone)
+    outcome.rows = store.cells(keys=keys, table=TABLE)
+    return outcome
+
+
+def data_digest(dataset: CocoDataset, count: int) -> str:
+    """sha256 of the val annotation file and of the first `count` image files (what the input sets are made of)."""
+    from blitzmask_deploy.core.artifacts import sha256_file
+
+    parts = [sha256_file(dataset.ann_path), str(count)]
+    parts += [sha256_file(dataset.image_path(i)) for i in range(count)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+class _Measurement:
+    """What measuring pending cells needs once: the checkpoint's AP, the input sets, the host's outputs per file."""
+
+    def __init__(
+        self,
+        export_dir: Path,
+        dataset: CocoDataset,
+        count: int,
+        digest: str,
+        store: ResultStore,
+        threads: int,
+        apk: Path | None,
+        progress: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.dataset, self.count, self.digest, self.store = dataset, count, digest, store
+        self.threads, self.apk, self.progress, self.log = threads, apk, progress, log
+        self.cache = store.path.parent / f"{store.path.stem}-inputs"
+        self.reference_ap = _stored_reference_ap(store, digest) or self._checkpoint_ap(export_dir)
+        self.host = LocalDevice()
+        self.apps: set[str] = set()
+        self.pushed: dict[tuple[str, str], str] = {}
+
+    def _checkpoint_ap(self, export_dir: Path) -> float:
+        from blitzmask_deploy.inference.dataset import evaluate_run, predict_dataset
+        from blitzmask_deploy.inference.runtimes import TorchRuntime
+        from blitzmask_deploy.validate.export_dir import load_source_checkpoint
+
+        manifest = load_manifest(export_dir)
+        runtime = TorchRuntime(load_source_checkpoint(manifest), manifest.input_size, threads=self.threads)
+        run = predict_dataset(runtime, self.dataset, max_images=self.count, progress=self.progress, desc="checkpoint")
+        return float(evaluate_run(run, self.dataset)["mask_ap"])
+
+    def input_set(self, spec: TensorSpec) -> tuple[list[Path], str]:
+        """The .npy input files of the val images for an input spec (written once into the cache) and their digest."""
+        from blitzmask_deploy.inference.preprocess import preprocess
+        from blitzmask_deploy.inference.runtimes import quantize
+
+        ident = json.dumps([self.digest, spec.model_dump(mode="json")], sort_keys=True)
+        folder = self.cache / hashlib.sha256(ident.encode()).hexdigest()[:32]
+        files = [folder / f"{self.dataset.image_ids[i]}.npy" for i in range(self.count)]
+        if not (folder / ".complete").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, path in enumerate(files):
+                x, _ = preprocess(self.dataset.read_image(i), spec.shape[1])
+                save_tensor(path, quantize(x, spec))
+            (folder / ".complete").touch()
+        return files, input_set(files)[0]
+
+    def file(
+        self, entry: ExportedFile, path: Path, cells: list[tuple[Device, AccuracyCellSpec]], gone: dict[str, str]
+    ) -> int:
+        """Run one file's pending cells → how many ran; a device that goes away is added to `gone`."""
+        files, digest = self.input_set(entry.inputs[0])
+        result, outputs = self.host.run_accuracy(
+            str(path), self.host.push_inputs(files, digest), cell_key=entry.sha256[:32], delegate=HOST_DELEGATE,
+            threads=self.threads,
+        )  # fmt: skip
+        if result["status"] != "ok":
+            raise BadInput(f"{entry.name} on host LiteRT: {result['status']}: {result['error']}")
+        host = _heads(outputs, result, entry)
+        host_ap = self._ap(host, entry)
+        ran = 0
+        for device, cell in cells:
+            if device.serial in gone:
+                continue
+            where = f"{entry.name} on {device.serial} / {cell.delegate}"
+            try:
+                result, outputs = self._run(device, cell, files, digest)
+            except DeviceGone as err:
+                gone[device.serial] = str(err)
+                continue
+            except DeviceError as err:
+                if not still_alive(device):
+                    gone[device.serial] = str(err)
+                    continue
+                self.store.fail(cell.key, str(err), TABLE)
+                self.log(f"{where}: failed: {' '.join(str(err).split())}")
+                ran += 1
+                continue
+            ran += 1
+            if result["status"] != "ok":
+                self.store.finish_accuracy(cell.key, result, {})
+                self.log(f"{where}: {result['status']}: {result.get('error')}")
+                continue
+            try:
+                heads = _heads(outputs, result, entry)
+                max_abs, mean_abs = _parity(host, heads)
+            except ValueError as err:
+                self.store.fail(cell.key, str(err), TABLE)
+                self.log(f"{where}: failed: {err}")
+                continue
+            figures = {"mask_ap": self._ap(heads, entry), "host_ap": host_ap, "reference_ap": self.reference_ap,
+                       "parity": max_abs, "parity_mean": mean_abs}  # fmt: skip
+            self.store.finish_accuracy(cell.key, result, figures)
+            if self.progress:
+                self.log(f"{where}: mask AP {100 * figures['mask_ap']:.2f} (host {100 * host_ap:.2f})")
+        return ran
+
+    def _run(
+        self, device: Device, cell: AccuracyCellSpec, files: list[Path], digest: str
+    ) -> tuple[dict, dict[str, list[np.ndarray]]]:
+        if device.serial not in self.apps:
+            device.ensure_app(self.apk)
+            self.apps.add(device.serial)
+        if (device.serial, digest) not in self.pushed:
+            self.pushed[device.serial, digest] = device.push_inputs(files, digest)
+        remote = device.prepare(Path(cell.model_path), cell.model_sha256)
+        self.store.mark_started(cell.key, TABLE)
+        return device.run_accuracy(
+            remote, self.pushed[device.serial, digest], cell_key=cell.key, delegate=cell.delegate, threads=cell.threads
+        )
+
+    def _ap(self, heads: dict[str, dict[str, np.ndarray]], entry: ExportedFile) -> float:
+        """Mask AP of per-image head outputs, decoded exactly as the host decodes its own."""
+        from blitzmask_deploy.data.letterbox import letterbox_info
+        from blitzmask_deploy.inference.dataset import PredictionRun, evaluate_run
+        from blitzmask_deploy.inference.decode import decode, to_coco_results
+
+        size = entry.inputs[0].shape[1]
+        run = PredictionRun()
+        for i in range(self.count):
+            image_id = self.dataset.image_ids[i]
+            height, width, _ = self.dataset.image_shape(i)
+            instances = decode(heads[str(image_id)], letterbox_info(height, width, size))
+            run.results.extend(to_coco_results(instances, image_id, self.dataset.cat_index_to_id))
+            run.image_ids.append(int(image_id))
+        return float(evaluate_run(run, self.dataset)["mask_ap"])
+
+
+def _stored_reference_ap(store: ResultStore, digest: str) -> float | None:
+    """The checkpoint AP an earlier run stored for the same images (the checkpoint is the manifest's, by sha256)."""
+    done = [r for r in store.cells(status="done", table=TABLE) if r["data_digest"] == digest]
+    return done[0]["reference_ap"] if done else None
+
+
+def _heads(outputs: dict[str, list[np.ndarray]], result: dict, entry: ExportedFile) -> dict[str, dict[str, np.ndarray]]:
+    """{image stem: {head: float32 tensor}}: raw outputs in output index order, named and dequantised through the
+    manifest's output specs; ValueError when the file's outputs are not the manifest's."""
+    from blitzmask_deploy.inference.runtimes import dequantize
+
+    by_tensor = {spec.tensor or spec.name: spec for spec in entry.outputs}
+    names = [t["name"] for t in result["output_tensors"]]
+    unknown = [n for n in names if n not in by_tensor]
+    if unknown or len(names) != len(by_tensor):
+        raise ValueError(f"output tensors {', '.join(names)} are not the manifest's {', '.join(by_tensor)}")
+    specs = [by_tensor[n] for n in names]
+    return {
+        stem: {spec.name: dequantize(array, spec) for spec, array in zip(specs, arrays, strict=True)}
+        for stem, arrays in outputs.items()
+    }
+
+
+def _parity(
+    host: dict[str, dict[str, np.ndarray]], device: dict[str, dict[str, np.ndarray]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Max and mean |Δ| per head over every image, device vs host."""
+    import numpy as np
+
+    from blitzmask_deploy.validate.parity import head_parity
+
+    if set(device) != set(host):
+        raise ValueError(f"device outputs cover {len(device)} images, the host's {len(host)}")
+    per_image = [head_parity(host[stem], device[stem]) for stem in host]
+    heads = list(next(iter(host.values())))
+    max_abs = {h: max(m[h] for m, _ in per_image) for h in heads}
+    mean_abs = {h: float(np.mean([m[h] for _, m in per_image])) for h in heads}
+    return max_abs, mean_abs

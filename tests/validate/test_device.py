@@ -1,0 +1,132 @@
+"""`blitzmask validate EXPORT --device`: the AP of every .tflite file measured on the emulated phone equals its host
+AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, and a
+delegate the device lacks is one line. Skipped when the emulated device is not available here.
+
+The fixture's model is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and
+no drop can exceed the card's budgets: a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
+makes the drop, and the gate checks it against a budgets file of zero drops."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blitzmask_deploy.bench.protocol import PACKAGE
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+IMAGES = 8
+
+
+@pytest.fixture(scope="module")
+def emu(request: pytest.FixtureRequest):
+    """The started emulated device, or a skip when the fixture or the device is unavailable."""
+    try:
+        return request.getfixturevalue("emulated_device")
+    except pytest.FixtureLookupError:
+        pytest.skip("the emulated_device fixture is not available")
+
+
+@pytest.fixture(scope="module")
+def faulty_emu(emu, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A second emulated device whose XNNPACK delegate adds noise to every output tensor and whose CPU delegate zeroes
+    the first output (the heatmap)."""
+    from tests.support.emulated.device import EmulatedDevice, free_port_pair
+
+    port, adb_port = free_port_pair()
+    device = EmulatedDevice(
+        tmp_path_factory.mktemp("noisy"), port=port, adb_port=adb_port, faults={"xnnpack": "noise", "cpu": "zero"}
+    )
+    try:
+        device.start()
+        yield device
+    finally:
+        device.stop()
+
+
+@pytest.fixture(scope="module")
+def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dummy benchmark APK (versionCode 2) with its build sidecar."""
+    from tests.support.fake_apk import write_apk
+
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
+    return path
+
+
+def _validate(export: Path, data: Path, device, apk: Path, store: Path, delegates: str = "xnnpack"):
+    return run_cli(
+        "validate", export, "--data", data, "--device", device.serial, "--adb", device.adb_address, "--apk", apk,
+        "--delegate", delegates, "--threads", 2, "--images", IMAGES, "--store", store, "--json",
+    )  # fmt: skip
+
+
+def _attempts(store: Path) -> list[tuple]:
+    with sqlite3.connect(store) as conn:
+        return conn.execute("SELECT cell_key, attempts, finished FROM accuracy_cells ORDER BY rowid").fetchall()
+
+
+def test_device_ap_equals_host_ap_and_a_rerun_measures_nothing(
+    emu, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "results.sqlite"
+    proc = _validate(tiny_export, synth_dataset, emu, apk, store)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["images"], out["ran"], out["done"], out["passed"]) == (IMAGES, 3, 3, True)
+    assert sorted(c["precision"] for c in out["cells"]) == ["fp16", "fp32", "int8"]
+    for cell in out["cells"]:
+        assert cell["status"] == "done"
+        assert (cell["delegate_applied"], cell["fallback"]) == ("xnnpack", False)
+        assert abs(cell["mask_ap"] - cell["host_ap"]) <= 1e-9 and abs(cell["host_ap_drop"]) <= 1e-9
+        assert cell["mask_ap_drop"] == pytest.approx(cell["reference_ap"] - cell["mask_ap"])
+        assert set(cell["parity"]) == {"heatmap", "coefficients", "spanning_set", "box"}
+        assert all(v == 0 for v in (*cell["parity"].values(), *cell["parity_mean"].values()))
+    before = _attempts(store)
+    again = _validate(tiny_export, synth_dataset, emu, apk, store)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert (rerun["ran"], rerun["skipped"]) == (0, 3) and rerun["cells"] == out["cells"]
+    assert _attempts(store) == before
+
+
+def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
+    faulty_emu, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "results.sqlite"
+    proc = _validate(tiny_export, synth_dataset, faulty_emu, apk, store, delegates="xnnpack,cpu,gpu")
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["done"], out["failed"], out["pending"]) == (6, 3, 0)
+    by = {(c["precision"], c["delegate"]): c for c in out["cells"]}
+    for precision in ("fp32", "fp16", "int8"):
+        gpu = by[precision, "gpu"]
+        assert gpu["status"] == "failed" and "gpu" in gpu["error"]
+        assert f"tflite-{precision} on {faulty_emu.serial} / gpu: unsupported_delegate" in proc.stderr
+        noisy = by[precision, "xnnpack"]
+        assert all(v > 0 for v in noisy["parity"].values()) and noisy["mask_ap"] != noisy["host_ap"]
+        assert noisy["host_ap_drop"] == pytest.approx(noisy["host_ap"] - noisy["mask_ap"])
+        assert noisy["budget"]["device_ap_drop_max"] == pytest.approx(
+            {"fp32": 0.001, "fp16": 0.003}.get(precision, 0.01)
+        )
+    drops = {p: by[p, "cpu"]["host_ap_drop"] for p in ("fp32", "fp16", "int8")}
+    assert drops["fp32"] > 0 and drops["fp16"] > 0, drops
+    budgets = tmp_path / "numerics.yaml"
+    budgets.write_text(
+        "ap_drop_max: {fp32: 100, fp16: 100, int8: 100, onnx: 100}\nparity_max_abs: {}\n"
+        "device_ap_drop_max: {fp32: 0, fp16: 0, int8: 0}\n"
+    )
+    gate = run_cli("gate", store, "--budgets", budgets, "--json")
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    checks = json.loads(gate.stdout)["checks"]
+    failed = {(c["file"], c["target"].rpartition(" / ")[2]) for c in checks if not c["passed"]}
+    assert {("tflite-fp32", "cpu"), ("tflite-fp16", "cpu")} <= failed
+    assert all(c["check"] == "device_ap_drop" for c in checks)
+    report = run_cli("report", store, "--out", tmp_path / "report")
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "Accuracy on devices" in page and page.count("<td>tflite-") >= 9
