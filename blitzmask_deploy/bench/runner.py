@@ -2,7 +2,9 @@
 
 Every cell of the sweep is inserted as 'pending' before anything runs; each device thread then works through
 its own cells and skips those already 'done' (and 'failed' unless `retry_failed`). A device that disappears
-leaves its remaining cells pending — running the same sweep again finishes them.
+leaves its remaining cells pending — running the same sweep again finishes them. Each cell is claimed in the store
+before it runs, so a second process sweeping the same cells skips those this one holds (its leases are renewed
+every RENEW_S while the sweep runs, and dropped when it ends).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blitzmask_deploy.bench.device import Device
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, RuntimeMissing
-from blitzmask_deploy.bench.store import CellSpec, ResultStore
+from blitzmask_deploy.bench.store import LEASE_S, CellSpec, ResultStore, new_owner
 from blitzmask_deploy.bench.thermal import wait_for_cooldown
 from blitzmask_deploy.core.artifacts import load_manifest, manifest_path, sha256_file, verify_file
 from blitzmask_deploy.core.errors import BadInput
 
 SETTLE_S = 0.5  # between the two liveness checks after a device error
+RENEW_S = LEASE_S / 3  # how often a running sweep renews its claims
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class SweepResult:
     keys: list[str] = field(default_factory=list)
     ran: int = 0
     skipped: int = 0
+    claimed_elsewhere: int = 0  # pending cells another live process held when this sweep reached them
     gone: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -134,20 +140,22 @@ def run_sweep(
     store.add_pending([c for _, cells in plans for c in cells])
     lock = threading.Lock()
     errors: list[BaseException] = []
+    owner = new_owner()
     threads = [
         threading.Thread(
             target=_device_worker,
-            args=(device, cells, store, settings, result, lock, errors, i, progress),
+            args=(device, cells, store, settings, result, lock, errors, i, progress, owner),
             name=f"bench-{device.serial}",
             daemon=True,
         )
         for i, (device, cells) in enumerate(plans)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)
+    with _renewing(store, owner):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
     if errors:
         raise errors[0]
     result.wall_s = time.perf_counter() - start
@@ -164,21 +172,28 @@ def _device_worker(
     errors: list[BaseException],
     position: int,
     progress: bool,
+    owner: str,
 ) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(cells), desc=device.serial, position=position, file=sys.stderr, disable=not progress)
+    statuses = ("pending", "failed") if settings.retry_failed else ("pending",)
     try:
-        todo = [c for c in cells if _wanted(store.status(c.key), settings.retry_failed)]
+        todo = [c for c in cells if store.status(c.key) in statuses]
         with lock:
             result.skipped += len(cells) - len(todo)
         bar.update(len(cells) - len(todo))
         if todo:
             device.ensure_app(settings.apk)
         for cell in todo:
-            _run_cell(device, cell, store, settings)
-            with lock:
-                result.ran += 1
+            if store.claim(cell.key, owner, statuses):
+                _run_cell(device, cell, store, settings)
+                with lock:
+                    result.ran += 1
+            else:  # being measured by another process (or finished by it meanwhile)
+                with lock:
+                    result.skipped += 1
+                    result.claimed_elsewhere += store.status(cell.key) in statuses
             bar.update(1)
     except DeviceError as err:  # DeviceGone, or a device that cannot run the app: its cells stay pending
         with lock:
@@ -190,8 +205,27 @@ def _device_worker(
         store.close()
 
 
-def _wanted(status: str | None, retry_failed: bool) -> bool:
-    return status == "pending" or (status == "failed" and retry_failed)
+@contextmanager
+def _renewing(store: ResultStore, owner: str) -> Iterator[None]:
+    """Renew `owner`'s leases every RENEW_S in a background thread; drop them when the block ends."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(RENEW_S):
+            try:
+                store.renew(owner)
+            except BadInput:  # the store is busy right now: the lease outlives two missed renewals
+                continue
+        store.close()
+
+    thread = threading.Thread(target=renew, name="bench-leases", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        store.release(owner)
 
 
 def _run_cell(device: Device, cell: CellSpec, store: ResultStore, settings: Settings) -> None:

@@ -7,19 +7,40 @@ a store is opened, so stores written before it existed keep working.
 A sweep first inserts every cell as 'pending' (INSERT OR IGNORE on the unique `cell_key`), then each finished
 cell is written in one transaction. Re-running the same sweep skips 'done' cells, so a killed or unplugged
 sweep is completed by running it again — nothing lost, nothing duplicated.
+
+Before measuring a cell a sweep claims it (`claim`): one transaction sets `claimed_by` (host:pid:token) and a
+lease (`lease_until`, epoch seconds, renewed while the sweep runs) on a pending cell nobody else holds, so two
+processes sweeping the same cells never measure one twice. A lease whose time has passed, or whose owner process
+on this host no longer exists, is taken over.
+
+A file that is not SQLite, or a SQLite file without the `cells` table, is refused untouched; a store locked by
+another process is waited for `timeout` seconds (default 30, or BLITZMASK_STORE_TIMEOUT) and then refused —
+both as BadInput.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from blitzmask_deploy.bench.stats import summarize
+from blitzmask_deploy.core.errors import BadInput
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_TIMEOUT_S = 30.0  # how long to wait for another process's write lock
+LEASE_S = 60.0  # a claim not renewed for this long is taken over
+_CLAIM_COLUMNS = {"claimed_by": "TEXT", "lease_until": "REAL"}
 
 _COLUMNS = """
   cell_key TEXT PRIMARY KEY,
@@ -115,26 +136,101 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def new_owner() -> str:
+    """A claim owner id unique to one sweep: host:pid:token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False when `owner` names a process of this host that no longer exists; True otherwise (another host's
+    processes cannot be checked: their leases expire)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _timeout_default() -> float:
+    value = os.environ.get("BLITZMASK_STORE_TIMEOUT")
+    try:
+        return float(value) if value else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise BadInput(f"BLITZMASK_STORE_TIMEOUT must be a number of seconds, got '{value}'") from None
+
+
 class ResultStore:
     """The cells tables of one SQLite file (benchmark `cells`, `accuracy_cells`); one connection per thread, WAL
     journal."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float | None = None) -> None:
         self.path = Path(path)
+        self.timeout = _timeout_default() if timeout is None else timeout
         self._local = threading.local()
-        with self._conn() as conn:
+        self._check_file()
+        with self._tx() as conn:
             conn.execute(f"CREATE TABLE IF NOT EXISTS cells ({_COLUMNS})")
             conn.execute(f"CREATE TABLE IF NOT EXISTS accuracy_cells ({_ACCURACY_COLUMNS})")
+            for table in ("cells", "accuracy_cells"):
+                have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+                for column, kind in _CLAIM_COLUMNS.items():
+                    if column not in have:  # a store written before claims existed
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def _check_file(self) -> None:
+        """BadInput unless the file is missing, empty, or an SQLite database that is (or may become) a store."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        with self.path.open("rb") as f:
+            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                raise BadInput(f"{self.path} is not a BlitzMask result store (not an SQLite file)")
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)  # changes nothing
+        try:
+            with self._locked_as_bad_input():
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+        if tables and "cells" not in tables:
+            raise BadInput(f"{self.path} is not a BlitzMask result store (no 'cells' table)")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0)
+            conn = sqlite3.connect(self.path, timeout=self.timeout)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            with self._locked_as_bad_input():
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
         return conn
+
+    @contextmanager
+    def _locked_as_bad_input(self) -> Iterator[None]:
+        """Turn 'database is locked' (after `timeout` seconds of waiting) into one BadInput line."""
+        try:
+            yield
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise BadInput(f"{self.path} is locked by another process (waited {self.timeout:g} s)") from None
+            raise
+        except sqlite3.DatabaseError as err:
+            if "not a database" in str(err):
+                raise BadInput(f"{self.path} is not a BlitzMask result store ({err})") from None
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on this thread's connection; a lock held too long elsewhere is BadInput."""
+        with self._locked_as_bad_input():
+            conn = self._conn()
+            with conn:
+                yield conn
 
     def add_pending(self, cells: list[CellSpec] | list[AccuracyCellSpec]) -> int:
         """Insert cells (benchmark or accuracy cells) not stored yet as 'pending'; returns how many were new."""
@@ -143,19 +239,20 @@ class ResultStore:
         table = _table(cells[0])
         cols = [*asdict(cells[0]).keys(), "cell_key", "status"]
         sql = f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        with self._conn() as conn:
+        with self._tx() as conn:
             before = conn.total_changes
             conn.executemany(sql, [(*asdict(c).values(), c.key, "pending") for c in cells])
             return conn.total_changes - before
 
     def status(self, cell_key: str, table: str = "cells") -> str | None:
         """'pending' / 'done' / 'failed', or None for an unknown key."""
-        row = self._conn().execute(f"SELECT status FROM {table} WHERE cell_key = ?", (cell_key,)).fetchone()
+        with self._locked_as_bad_input():
+            row = self._conn().execute(f"SELECT status FROM {table} WHERE cell_key = ?", (cell_key,)).fetchone()
         return row["status"] if row else None
 
     def mark_started(self, cell_key: str, table: str = "cells") -> None:
         """Record that a cell is being measured (it stays 'pending' until finished)."""
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute(
                 f"UPDATE {table} SET started = ?, attempts = attempts + 1 WHERE cell_key = ?", (_now(), cell_key)
             )
@@ -209,18 +306,53 @@ class ResultStore:
         """Mark a cell 'failed' without a result (e.g. the instrumentation crashed)."""
         self._update(cell_key, {"status": "failed", "error": error, "finished": _now()}, table)
 
+    def claim(self, cell_key: str, owner: str, statuses: tuple[str, ...] = ("pending",), table: str = "cells") -> bool:
+        """Claim a cell whose status is among `statuses` for `owner` (lease of LEASE_S), in one transaction; False
+        when it is not in those statuses or another owner holds a live lease on it."""
+        with self._tx() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # the read and the update under one write lock
+            row = conn.execute(
+                f"SELECT status, claimed_by, lease_until FROM {table} WHERE cell_key = ?", (cell_key,)
+            ).fetchone()
+            if row is None or row["status"] not in statuses or not _claimable(row, owner):
+                return False
+            conn.execute(
+                f"UPDATE {table} SET claimed_by = ?, lease_until = ? WHERE cell_key = ?",
+                (owner, time.time() + LEASE_S, cell_key),
+            )
+            return True
+
+    def renew(self, owner: str, table: str = "cells") -> None:
+        """Extend the leases `owner` holds by LEASE_S from now."""
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE {table} SET lease_until = ? WHERE claimed_by = ? AND lease_until IS NOT NULL",
+                (time.time() + LEASE_S, owner),
+            )
+
+    def release(self, owner: str, table: str = "cells") -> None:
+        """Drop the leases `owner` still holds (e.g. the cells of a device that went away)."""
+        with self._tx() as conn:
+            conn.execute(f"UPDATE {table} SET lease_until = NULL WHERE claimed_by = ?", (owner,))
+
     def _update(self, cell_key: str, values: dict, table: str = "cells") -> None:
+        values = {**values, "lease_until": None} if values.get("status") in ("done", "failed") else values
         sets = ", ".join(f"{k} = ?" for k in values)
-        with self._conn() as conn:
+        with self._tx() as conn:
             conn.execute(f"UPDATE {table} SET {sets} WHERE cell_key = ?", (*values.values(), cell_key))
 
     def cells(self, status: str | None = None, keys: list[str] | None = None, table: str = "cells") -> list[dict]:
         """All cells of `table` ('cells' or 'accuracy_cells'; or those with `status` / among `keys`) as dicts, in
         insertion order."""
-        rows = self._conn().execute(
-            f"SELECT * FROM {table}" + (" WHERE status = ?" if status else "") + " ORDER BY rowid",
-            (status,) if status else (),
-        )
+        with self._locked_as_bad_input():
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT * FROM {table}" + (" WHERE status = ?" if status else "") + " ORDER BY rowid",
+                    (status,) if status else (),
+                )
+                .fetchall()
+            )
         wanted = set(keys) if keys is not None else None
         return [dict(r) for r in rows if wanted is None or r["cell_key"] in wanted]
 
@@ -230,6 +362,14 @@ class ResultStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _claimable(row: sqlite3.Row, owner: str) -> bool:
+    """Nobody holds the cell, `owner` does, or the holder's lease ran out or its process is gone."""
+    holder, until = row["claimed_by"], row["lease_until"]
+    if holder is None or until is None or holder == owner:
+        return True
+    return until < time.time() or not owner_alive(holder)
 
 
 def _table(cell: CellSpec | AccuracyCellSpec) -> str:

@@ -137,7 +137,7 @@ def bench_cmd(
         )
     else:
         print(_table(rows))
-    _verdict(sweep.gone, rows, absent)
+    _verdict(sweep.gone, rows, absent, sweep.claimed_elsewhere)
 
 
 def _pending_elsewhere(results: Any, refs: list, swept: set[str]) -> dict[str, int]:
@@ -150,9 +150,10 @@ def _pending_elsewhere(results: Any, refs: list, swept: set[str]) -> dict[str, i
     return pending
 
 
-def _verdict(gone: dict[str, str], rows: list[dict], absent: dict[str, int]) -> None:
+def _verdict(gone: dict[str, str], rows: list[dict], absent: dict[str, int], elsewhere: int = 0) -> None:
     """Exit 1 unless every cell of the sweep is done and no earlier sweep of these models waits for a device: one
-    line per device that went away or is not connected (its cells stay pending) and one for the failed cells."""
+    line per device that went away or is not connected (its cells stay pending), one for the cells another bench
+    process is measuring and one for the failed cells."""
     for serial, reason in gone.items():
         pending = sum(r["device_serial"] == serial and r["status"] == "pending" for r in rows)
         info(
@@ -160,6 +161,8 @@ def _verdict(gone: dict[str, str], rows: list[dict], absent: dict[str, int]) -> 
         )
     for serial, pending in absent.items():
         info(f"device {serial} is not connected: {pending} cells of these models pending: connect it and rerun")
+    if elsewhere:
+        info(f"{elsewhere} cells are being measured by another bench process on this store: rerun when it ends")
     failed = sum(r["status"] == "failed" for r in rows)
     if failed:
         info(f"{failed} cells failed (errors in the table): --retry-failed runs them again")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +211,77 @@ def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path) -> None:
         expand_models([tmp_path / "missing.tflite"])
     with pytest.raises(BadInput, match="neither"):
         expand_models([export / "model.onnx"])
+
+
+class SlowDevice(FakeDevice):
+    """A FakeDevice whose runs take a moment; its sweep starts measuring once every sweep on `start` got there."""
+
+    def __init__(self, serial: str, start: threading.Barrier) -> None:
+        super().__init__(serial)
+        self.start = start
+
+    def ensure_app(self, apk: Path | None) -> int:
+        self.start.wait(10)  # both sweeps found all their cells pending
+        return 1
+
+    def run(self, remote: str, **settings: object) -> dict:
+        time.sleep(0.02)
+        return super().run(remote, **settings)  # type: ignore[arg-type]
+
+
+def test_two_sweeps_of_the_same_cells_measure_each_cell_once(tmp_path: Path) -> None:
+    start = threading.Barrier(2)
+    first, second = SlowDevice("A", start), SlowDevice("A", start)  # one phone reached by two bench processes
+    sweeps: list = []
+
+    def sweep(device: FakeDevice) -> None:
+        sweeps.append(run_sweep(MODELS, [device], ResultStore(tmp_path / "r.sqlite"), _settings(), progress=False))
+
+    workers = [threading.Thread(target=sweep, args=(d,)) for d in (first, second)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(first.ran) + len(second.ran) == 8 and first.ran and second.ran
+    assert sum(s.ran for s in sweeps) == 8
+    rows = ResultStore(tmp_path / "r.sqlite").cells()
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"done"}
+    assert {r["lease_until"] for r in rows} == {None}
+
+
+def _claim_for(store: ResultStore, key: str, owner: str, lease_until: float) -> None:
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute("UPDATE cells SET claimed_by = ?, lease_until = ? WHERE cell_key = ?", (owner, lease_until, key))
+    conn.close()
+
+
+def test_stale_claims_are_taken_over_and_live_ones_skipped(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    settings = _settings(delegates=["cpu"], threads=[1, 2, 4])
+    cells = runner.plan_cells(MODELS[:1], "A", "adb", FakeDevice("A").info(), settings)
+    store.add_pending(cells)
+    host, later = socket.gethostname(), time.time() + 600
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _claim_for(store, cells[0].key, f"{host}:{dead.pid}:gone", later)  # its process died: taken over
+    _claim_for(store, cells[1].key, f"{host}:{os.getpid()}:other", time.time() - 1)  # lease expired: taken over
+    _claim_for(store, cells[2].key, f"{host}:{os.getpid()}:other", later)  # a live owner: left to it
+    dev = FakeDevice("A")
+    sweep = run_sweep(MODELS[:1], [dev], store, settings, progress=False)
+    assert len(dev.ran) == 2 and sweep.ran == 2 and sweep.claimed_elsewhere == 1
+    assert [store.status(c.key) for c in cells] == ["done", "done", "pending"]
+    (held,) = store.cells(status="pending")
+    assert held["claimed_by"].endswith(":other") and held["lease_until"] == pytest.approx(later)
+
+
+def test_old_stores_gain_the_claim_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE cells (cell_key TEXT PRIMARY KEY, status TEXT NOT NULL, model_sha256 TEXT)")
+    conn.execute("INSERT INTO cells VALUES ('k', 'done', 'ab')")
+    conn.commit()
+    conn.close()
+    store = ResultStore(path)
+    (row,) = store.cells()
+    assert row["status"] == "done" and row["claimed_by"] is None and "lease_until" in row

@@ -157,3 +157,30 @@ def test_pending_cells_of_a_device_that_is_not_connected_exit_1(model: Path, tmp
     local_only = run_cli("bench", model, "--device", "local", "--delegate", "cpu", "--threads", "1", "--runs", "3",
                          "--store", store, env=_env())  # fmt: skip
     assert local_only.returncode == 0, local_only.stderr  # the user asked for the host only
+
+
+def test_a_file_that_is_not_a_store_is_refused_untouched(model: Path, tmp_path: Path) -> None:
+    store = tmp_path / "r.sqlite"
+    store.write_text("runs,p50\n1,2.5\n")
+    out = run_cli("bench", model, "--device", "local", "--store", store, timeout=60, env=_env())
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"error: {store} is not a BlitzMask result store (not an SQLite file)"
+    assert store.read_text() == "runs,p50\n1,2.5\n" and sorted(p.name for p in tmp_path.iterdir()) == ["r.sqlite"]
+
+
+def test_a_store_locked_by_another_process_is_one_line_after_the_timeout(model: Path, tmp_path: Path) -> None:
+    from blitzmask_deploy.bench.store import ResultStore
+
+    store = tmp_path / "r.sqlite"
+    ResultStore(store).close()
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        args = ["bench", model, "--device", "local", "--delegate", "cpu", "--threads", "1", "--runs", "3"]
+        out = run_cli(*args, "--store", store, timeout=60, env={**_env(), "BLITZMASK_STORE_TIMEOUT": "0.5"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == f"error: {store} is locked by another process (waited 0.5 s)"
+    assert _rows(store) == []
