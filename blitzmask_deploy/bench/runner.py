@@ -21,7 +21,14 @@ from blitzmask_deploy.bench.device import Device
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, RuntimeMissing
 from blitzmask_deploy.bench.store import LEASE_S, CellSpec, ResultStore, new_owner
 from blitzmask_deploy.bench.thermal import wait_for_cooldown
-from blitzmask_deploy.core.artifacts import load_manifest, manifest_path, sha256_file, verify_file
+from blitzmask_deploy.core.artifacts import (
+    ExportedFile,
+    TensorSpec,
+    load_manifest,
+    manifest_path,
+    sha256_file,
+    verify_file,
+)
 from blitzmask_deploy.core.errors import BadInput
 
 SETTLE_S = 0.5  # between the two liveness checks after a device error
@@ -40,7 +47,8 @@ class ModelRef:
 
 
 def expand_models(paths: list[Path]) -> list[ModelRef]:
-    """EXPORT_DIRs → their manifest's .tflite files (sha256 verified); plain .tflite paths are taken as they are."""
+    """EXPORT_DIRs → their manifest's .tflite files (sha256 and I/O tensors verified); plain .tflite paths are
+    taken as they are."""
     models: list[ModelRef] = []
     for path in paths:
         if path.is_dir() or path.name == "manifest.json":
@@ -49,6 +57,7 @@ def expand_models(paths: list[Path]) -> list[ModelRef]:
             for entry in manifest.files:
                 if entry.format == "tflite":
                     file = verify_file(root, entry)
+                    check_io(file, entry)
                     models.append(ModelRef(file, entry.sha256, entry.name, manifest.variant, entry.precision))
         elif path.is_file() and path.suffix == ".tflite":
             models.append(ModelRef(path, sha256_file(path), path.stem))
@@ -59,6 +68,43 @@ def expand_models(paths: list[Path]) -> list[ModelRef]:
     if not models:
         raise BadInput("no .tflite files to benchmark")
     return models
+
+
+def check_io(file: Path, entry: ExportedFile) -> None:
+    """BadInput naming the first difference between the file's input/output tensors (name, shape, dtype, in the
+    file's order) and the manifest's spec of them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_path=str(file))
+    except (RuntimeError, ValueError) as err:
+        raise BadInput(f"{file}: cannot be read as a .tflite model ({' '.join(str(err).split())})") from None
+    for kind, details, specs in (
+        ("input", interp.get_input_details(), entry.inputs),
+        ("output", interp.get_output_details(), entry.outputs),
+    ):
+        difference = _first_difference(kind, details, specs)
+        if difference:
+            raise BadInput(f"{file} does not match its manifest: {difference}")
+
+
+def _first_difference(kind: str, details: list[dict], specs: list[TensorSpec]) -> str | None:
+    """'output 0 shape: [1, 8] in the file, [1, 9] in the manifest', or None when they agree."""
+    import numpy as np
+
+    if len(details) != len(specs):
+        return f"{len(details)} {kind}s in the file, {len(specs)} in the manifest"
+    for i, (detail, spec) in enumerate(zip(details, specs, strict=True)):
+        found = {
+            "name": detail["name"],
+            "shape": [int(d) for d in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name,
+        }
+        expected = {"name": spec.tensor or spec.name, "shape": spec.shape, "dtype": spec.dtype}
+        for key, value in found.items():
+            if value != expected[key]:
+                return f"{kind} {i} {key}: {value} in the file, {expected[key]} in the manifest"
+    return None
 
 
 @dataclass

@@ -41,6 +41,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_TIMEOUT_S = 30.0  # how long to wait for another process's write lock
 LEASE_S = 60.0  # a claim not renewed for this long is taken over
 _CLAIM_COLUMNS = {"claimed_by": "TEXT", "lease_until": "REAL"}
+_CLAIMS = "".join(f", {column} {kind}" for column, kind in _CLAIM_COLUMNS.items())
+_TABLES = ("cells", "accuracy_cells")
 
 _COLUMNS = """
   cell_key TEXT PRIMARY KEY,
@@ -174,14 +176,20 @@ class ResultStore:
         self.timeout = _timeout_default() if timeout is None else timeout
         self._local = threading.local()
         self._check_file()
-        with self._tx() as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS cells ({_COLUMNS})")
-            conn.execute(f"CREATE TABLE IF NOT EXISTS accuracy_cells ({_ACCURACY_COLUMNS})")
-            for table in ("cells", "accuracy_cells"):
-                have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
-                for column, kind in _CLAIM_COLUMNS.items():
-                    if column not in have:  # a store written before claims existed
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if self._missing_columns():
+            with self._tx() as conn:
+                conn.execute("BEGIN IMMEDIATE")  # another process may be creating the same store right now
+                conn.execute(f"CREATE TABLE IF NOT EXISTS cells ({_COLUMNS}{_CLAIMS})")
+                conn.execute(f"CREATE TABLE IF NOT EXISTS accuracy_cells ({_ACCURACY_COLUMNS}{_CLAIMS})")
+                for table, column in self._missing_columns():  # a store written before claims existed
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_CLAIM_COLUMNS[column]}")
+
+    def _missing_columns(self) -> list[tuple[str, str]]:
+        """(table, claim column) pairs this file lacks; both tables count as lacking them when absent."""
+        with self._locked_as_bad_input():
+            conn = self._conn()
+            tables = {t: {r["name"] for r in conn.execute(f"PRAGMA table_info({t})")} for t in _TABLES}
+        return [(t, c) for t, have in tables.items() for c in _CLAIM_COLUMNS if not have or c not in have]
 
     def _check_file(self) -> None:
         """BadInput unless the file is missing, empty, or an SQLite database that is (or may become) a store."""

@@ -176,14 +176,19 @@ def test_cooldown_before_each_cell(tmp_path: Path) -> None:
     assert row["status"] == "done" and row["cooldown_s"] >= 0.02 and dev.temps == []  # two 0.01 s polls
 
 
-def _export_dir(tmp_path: Path) -> Path:
+INPUT = TensorSpec(name="images", tensor="serving_default_args_0", shape=[1, 64, 64, 3], dtype="float32")
+OUTPUT = TensorSpec(name="out", tensor="serving_default_output_0_output", shape=[1, 64, 64, 8], dtype="float32")
+
+
+def _export_dir(tmp_path: Path, tflite: Path, output: TensorSpec = OUTPUT) -> Path:
+    """An export dir whose two .tflite files are copies of `tflite`, described by INPUT and `output`."""
     spec = TensorSpec(name="x", shape=[1, 8, 8, 3], dtype="float32")
     files = []
     for precision in ("fp32", "int8"):
-        (tmp_path / f"model_{precision}.tflite").write_bytes(precision.encode() * 10)
+        (tmp_path / f"model_{precision}.tflite").write_bytes(tflite.read_bytes())
         files.append(ExportedFile(file=f"model_{precision}.tflite", format="tflite", precision=precision,
-                                  sha256=sha256_file(tmp_path / f"model_{precision}.tflite"), bytes=40,
-                                  inputs=[spec], outputs=[spec]))  # fmt: skip
+                                  sha256=sha256_file(tflite), bytes=tflite.stat().st_size,
+                                  inputs=[INPUT], outputs=[output]))  # fmt: skip
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     files.append(ExportedFile(file="model.onnx", format="onnx", precision="fp32", sha256=sha256_file(
         tmp_path / "model.onnx"), bytes=4, inputs=[spec], outputs=[spec]))  # fmt: skip
@@ -194,9 +199,9 @@ def _export_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path) -> None:
+def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path, bench_tflite: Path) -> None:
     (tmp_path / "export_dir").mkdir()
-    export = _export_dir(tmp_path / "export_dir")
+    export = _export_dir(tmp_path / "export_dir", bench_tflite)
     plain = tmp_path / "other.tflite"
     plain.write_bytes(b"x")
     refs = expand_models([export, plain])
@@ -285,3 +290,32 @@ def test_old_stores_gain_the_claim_columns(tmp_path: Path) -> None:
     store = ResultStore(path)
     (row,) = store.cells()
     assert row["status"] == "done" and row["claimed_by"] is None and "lease_until" in row
+
+
+@pytest.mark.parametrize(
+    ("output", "difference"),
+    [
+        (
+            OUTPUT.model_copy(update={"shape": [1, 64, 64, 9]}),
+            "output 0 shape: [1, 64, 64, 8] in the file, [1, 64, 64, 9]",
+        ),
+        (OUTPUT.model_copy(update={"dtype": "int8"}), "output 0 dtype: float32 in the file, int8 in the manifest"),
+        (OUTPUT.model_copy(update={"tensor": "heatmap"}), "output 0 name: serving_default_output_0_output in the file"),
+    ],
+)
+def test_expand_models_refuses_a_file_whose_io_differs_from_its_manifest(
+    tmp_path: Path, bench_tflite: Path, output: TensorSpec, difference: str
+) -> None:
+    export = _export_dir(tmp_path, bench_tflite, output)
+    with pytest.raises(BadInput, match=r"model_fp32\.tflite does not match its manifest") as err:
+        expand_models([export])
+    assert difference in str(err.value)
+
+
+def test_expand_models_refuses_an_unreadable_tflite_with_the_right_sha256(tmp_path: Path, bench_tflite: Path) -> None:
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer" * 8)
+    (tmp_path / "export").mkdir()
+    export = _export_dir(tmp_path / "export", junk)
+    with pytest.raises(BadInput, match=r"cannot be read as a \.tflite model"):
+        expand_models([export])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
@@ -184,3 +185,25 @@ def test_a_store_locked_by_another_process_is_one_line_after_the_timeout(model: 
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == f"error: {store} is locked by another process (waited 0.5 s)"
     assert _rows(store) == []
+
+
+def test_a_model_whose_io_differs_from_its_manifest_is_refused_before_timing(
+    tiny_export: Path, model: Path, tmp_path: Path
+) -> None:
+    from blitzmask_deploy.bench.runner import expand_models
+    from blitzmask_deploy.core.artifacts import sha256_file
+
+    assert len(expand_models([tiny_export])) == 3  # the genuine files agree with their manifest
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    shutil.copyfile(model, export / "model_fp32.tflite")  # right sha256 in the manifest, someone else's graph
+    manifest = json.loads((export / "manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["file"] == "model_fp32.tflite")
+    entry.update(sha256=sha256_file(model), bytes=model.stat().st_size)
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    store = tmp_path / "r.sqlite"
+    out = run_cli("bench", export, "--device", "local", "--store", store, timeout=60, env=_env())
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {export / 'model_fp32.tflite'} does not match its manifest: input 0 "), line
+    assert not store.exists()
