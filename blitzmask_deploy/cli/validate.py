@@ -45,9 +45,15 @@ def validate_cmd(
         _validate_on_devices(model, data, device, delegate, threads, adb, apk, store, timeout, max_images, as_json)
         return
     if model.is_dir():
+        from blitzmask_deploy.core.artifacts import VALIDATION_NAME
         from blitzmask_deploy.validate.export_dir import run_validate_export
 
         result = run_validate_export(model, data, max_images=max_images)
+        if result.kept is not None:
+            info(
+                f"{model / VALIDATION_NAME} holds a validation of {result.kept} images: this partial one "
+                f"({result.images} images) was not saved"
+            )
     else:
         from blitzmask_deploy.validate.checkpoint import validate_checkpoint
 

@@ -1,5 +1,6 @@
 """`blitzmask validate EXPORT_DIR --data DIR`: AP, AP drop, host latency and per-head parity of every exported file
-against the checkpoint it came from, checked against `models/<variant>/numerics.yaml`; writes validation.json."""
+against the checkpoint it came from, checked against `models/<variant>/numerics.yaml`; writes validation.json (a
+partial run, `max_images`, never replaces a validation of more images)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ class ExportValidation:
     reference_ap: float
     reference_latency_ms_p50: float
     files: list[FileValidation]
+    partial: bool = False  # fewer images than the val split holds
+    kept: int | None = None  # images of the validation.json kept instead of this result (None: this one was saved)
 
     @property
     def passed(self) -> bool:
@@ -79,6 +82,7 @@ class ExportValidation:
             "checkpoint_sha256": self.checkpoint_sha256,
             "dataset": self.dataset,
             "images": self.images,
+            "partial": self.partial,
             "reference": {
                 "name": "checkpoint",
                 "mask_ap": self.reference_ap,
@@ -92,7 +96,7 @@ class ExportValidation:
         """A fixed-width table: AP (0–100), drop in AP points, p50 ms, worst head parity, PASS/FAIL and why."""
         head = f"{'name':<13} {'mask AP':>8} {'drop':>7} {'budget':>7} {'p50 ms':>8} {'max |Δ|':>9}  result"
         lines = [
-            f"{self.variant} on {self.dataset} ({self.images} val images)",
+            f"{self.variant} on {self.dataset} ({self.images} val images{', partial' if self.partial else ''})",
             head,
             "-" * len(head),
             f"{'checkpoint':<13} {100 * self.reference_ap:>8.2f} {'':>7} {'':>7} "
@@ -158,9 +162,31 @@ def run_validate_export(
         reference_ap=ref_ap,
         reference_latency_ms_p50=latency_p50(ref_run),
         files=results,
+        partial=len(ref_run.image_ids) < len(dataset),
     )
-    (export_dir / VALIDATION_NAME).write_text(json.dumps(validation.to_json(), indent=2) + "\n")
+    validation.kept = save_validation(export_dir / VALIDATION_NAME, validation)
     return validation
+
+
+def save_validation(path: Path, validation: ExportValidation) -> int | None:
+    """Write `validation` to `path` unless it is partial and `path` holds one of all images or of more images than
+    it; returns the image count of the kept file then, else None."""
+    kept = _covers_more(path, validation.images) if validation.partial else None
+    if kept is None:
+        path.write_text(json.dumps(validation.to_json(), indent=2) + "\n")
+    return kept
+
+
+def _covers_more(path: Path, images: int) -> int | None:
+    """The image count of the validation at `path` when it is a full one or one of more than `images` images."""
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: replaced
+        return None
+    count = existing.get("images") if isinstance(existing, dict) else None
+    if isinstance(count, int) and (existing.get("partial") is False or count > images):
+        return count
+    return None
 
 
 def check_categories(manifest: Manifest, dataset: CocoDataset, data: Path) -> None:

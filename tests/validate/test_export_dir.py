@@ -66,3 +66,33 @@ def test_validate_export_rejects_changed_or_foreign_checkpoint(
     write_manifest(manifest, copy)
     with pytest.raises(BadInput, match="checkpoint is blitzmask-tiny, the export is blitzmask-b0"):
         run_validate_export(copy, synth_dataset, max_images=1, progress=False)
+
+
+def test_a_partial_validation_never_replaces_one_of_more_images(
+    tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    export = shutil.copytree(tiny_export, tmp_path / "export")
+    (export / "validation.json").unlink(missing_ok=True)
+    saved = export / "validation.json"
+
+    def validate(*extra: object) -> dict:
+        r = run_cli("validate", export, "--data", synth_dataset, "--json", *extra, timeout=300)
+        assert r.returncode in (0, 1), r.stderr[-2000:]
+        assert "was not saved" not in r.stderr
+        return json.loads(r.stdout)
+
+    first = validate("--max-images", "2")  # over no file: written
+    assert first["images"] == 2 and first["partial"] and json.loads(saved.read_text()) == first
+    second = validate("--max-images", "3")  # over an earlier partial one of fewer images: written
+    assert second["images"] == 3 and json.loads(saved.read_text()) == second
+    full = validate()
+    assert full["images"] == 8 and not full["partial"] and json.loads(saved.read_text()) == full
+    before = saved.read_bytes()
+    r = run_cli("validate", export, "--data", synth_dataset, "--json", "--max-images", "3", timeout=300)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert json.loads(r.stdout)["images"] == 3  # printed as usual
+    (note,) = [line for line in r.stderr.splitlines() if "was not saved" in line]
+    assert note == f"{saved} holds a validation of 8 images: this partial one (3 images) was not saved"
+    assert saved.read_bytes() == before
