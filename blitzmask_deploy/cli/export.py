@@ -25,6 +25,14 @@ def export_cmd(
         None, "--calib", help="Calibration images for int8: a COCO dataset dir (uses images/train) or image folder."
     ),
     calib_images: int = typer.Option(128, "--calib-images", min=1, help="Number of calibration images for int8."),
+    calib_algorithm: str = typer.Option(
+        "min_max",
+        "--calib-algorithm",
+        help="How int8 weight scales are chosen: min_max (each output channel's weight range) or mse "
+        "(ai-edge-quantizer's MSE scale, 0.054 × the channel's RMS weight, clipping weights beyond about 6.9 RMS; "
+        "ai-edge-quantizer has it for conv, depthwise and fully-connected weights only, which get it while the "
+        "other ops keep min_max). Activation ranges are the calibrated min/max with either.",
+    ),
     int8_budget: float | None = typer.Option(
         None,
         "--int8-budget",
@@ -41,7 +49,13 @@ def export_cmd(
     from blitzmask_deploy.export.pipeline import export_checkpoint
 
     manifest = export_checkpoint(
-        ckpt, out, formats=chosen, calib=calib, calib_images=calib_images, int8_budget=int8_budget
+        ckpt,
+        out,
+        formats=chosen,
+        calib=calib,
+        calib_images=calib_images,
+        calib_algorithm=calib_algorithm,
+        int8_budget=int8_budget,
     )
     if as_json:
         emit_json(manifest.model_dump())

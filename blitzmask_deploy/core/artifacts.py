@@ -91,7 +91,7 @@ class CalibrationRecord(_Strict):
 
     source: str  # a dataset's train split or a folder of images
     images: int  # images actually used
-    algorithm: str = "min_max"
+    algorithm: str = "min_max"  # how the int8 weight scales were chosen (export/quantize.py, CALIB_ALGORITHMS)
     int8_budget: float | None = None  # AP points the int8 file may lose on the dataset's val split, when given
 
 

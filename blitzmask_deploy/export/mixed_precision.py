@@ -37,9 +37,10 @@ def quantize_on_budget(
     budget: float,
     ap_drop: Callable[[Path], float],
     threads: int = 2,
+    algorithm: str = "min_max",
 ) -> MixedPrecision:
-    """Write to `out` the cheapest quantisation of `fp32` whose `ap_drop(file)` is at most `budget` (AP as a
-    fraction); CheckFailed when not even every op in float holds it."""
+    """Write to `out` the cheapest quantisation of `fp32` (scales chosen by `algorithm`) whose `ap_drop(file)` is
+    at most `budget` (AP as a fraction); CheckFailed when not even every op in float holds it."""
     from blitzmask_deploy.export.quant_debug import op_errors
     from blitzmask_deploy.export.quantize import calibrate, quantize_calibrated
 
@@ -49,7 +50,7 @@ def quantize_on_budget(
     def drop(overrides: dict[str, str]) -> float:
         key = tuple(sorted(overrides.items()))
         if key not in tried:
-            tried[key] = ap_drop(quantize_calibrated(fp32, qsvs, out, overrides=overrides))
+            tried[key] = ap_drop(quantize_calibrated(fp32, qsvs, out, overrides=overrides, algorithm=algorithm))
         return tried[key]
 
     if drop({}) <= budget:
@@ -65,7 +66,8 @@ def quantize_on_budget(
         if count is not None:
             best = recipe(count)
             result = drop(best)
-            quantize_calibrated(fp32, qsvs, out, overrides=best)  # the last file written may be another candidate
+            # the last file written may be another candidate
+            quantize_calibrated(fp32, qsvs, out, overrides=best, algorithm=algorithm)
             return MixedPrecision(best, result, len(tried))
     raise CheckFailed(
         f"no int8 recipe holds the AP budget of {100 * budget:.2f} points: with every op in float the drop is "

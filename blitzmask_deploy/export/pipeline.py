@@ -51,15 +51,17 @@ def export_checkpoint(
     formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
+    calib_algorithm: str = "min_max",
     int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
-    """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib` and,
-    with `int8_budget` (AP points), mixed precision keeps its host AP drop on `calib`'s val split within it."""
+    """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib`, its
+    scales chosen by `calib_algorithm` and, with `int8_budget` (AP points), mixed precision keeps its host AP drop
+    on `calib`'s val split within it."""
     from blitzmask_deploy.core.checkpoints import read_checkpoint
     from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
-    _check_formats(formats, calib, int8_budget)
+    _check_formats(formats, calib, int8_budget, calib_algorithm)
     checkpoint = read_checkpoint(ckpt)
     model = model_from_checkpoint(checkpoint)
     return export_model(
@@ -73,6 +75,7 @@ def export_checkpoint(
         formats=formats,
         calib=calib,
         calib_images=calib_images,
+        calib_algorithm=calib_algorithm,
         int8_budget=int8_budget,
         progress=progress,
     )
@@ -90,6 +93,7 @@ def export_model(
     formats: Sequence[str] = EXPORT_FORMATS,
     calib: Path | None = None,
     calib_images: int = 128,
+    calib_algorithm: str = "min_max",
     int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
@@ -97,13 +101,14 @@ def export_model(
     only once everything is written."""
     from blitzmask_deploy.export.calibration import calibration_images
 
-    _check_formats(formats, calib, int8_budget)
+    _check_formats(formats, calib, int8_budget, calib_algorithm)
     target = Path(out).resolve()
     _check_out(target)
     wanted = [f for f in EXPORT_FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     ap_drop = _ap_drop_on(model, calib, input_size, categories) if int8_budget is not None else None
-    int8 = partial(_quantize, calibration=calibration, budget=int8_budget, ap_drop=ap_drop)
+    int8 = partial(_quantize, calibration=calibration, algorithm=calib_algorithm, budget=int8_budget, ap_drop=ap_drop)
+    record = _calibration_record(calib, calibration, calib_algorithm, int8_budget) if "int8" in wanted else None
     staging = sibling(target, "partial")
     staging.parent.mkdir(parents=True, exist_ok=True)
     staging.mkdir()
@@ -117,7 +122,7 @@ def export_model(
             files=_write_files(model, staging, input_size, wanted, int8, progress),
             toolchain=toolchain_versions(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
-            calibration=_calibration_record(calib, calibration, int8_budget) if "int8" in wanted else None,
+            calibration=record,
         )
         write_manifest(manifest, staging)
         replace_folder(target, staging)
@@ -207,17 +212,19 @@ def _quantize(
     out: Path,
     *,
     calibration: list,
+    algorithm: str,
     budget: float | None,
     ap_drop: Callable[[Path], float] | None,
 ) -> dict:
-    """Full int8 (no budget) or mixed precision within `budget` AP points; the int8 file's extra manifest fields."""
+    """Full int8 (no budget) or mixed precision within `budget` AP points, scales chosen by `algorithm`; the int8
+    file's extra manifest fields."""
     from blitzmask_deploy.export.mixed_precision import op_precisions, quantize_on_budget
     from blitzmask_deploy.export.quantize import quantize_int8
 
     if budget is None or ap_drop is None:
-        quantize_int8(fp32, calibration, out)
+        quantize_int8(fp32, calibration, out, algorithm=algorithm)
         return {"op_precisions": [], "int8_mac_share": 1.0}
-    result = quantize_on_budget(fp32, calibration, out, budget=budget / 100, ap_drop=ap_drop)
+    result = quantize_on_budget(fp32, calibration, out, budget=budget / 100, ap_drop=ap_drop, algorithm=algorithm)
     ops, share = op_precisions(fp32, result.overrides)
     return {"op_precisions": ops, "int8_mac_share": share, "host_ap_drop": round(result.ap_drop, 6)}
 
@@ -237,15 +244,25 @@ def _ap_drop_on(model: nn.Module, data: Path, input_size: int, categories: list[
     return lambda path: reference - file_ap(path, dataset)
 
 
-def _calibration_record(calib: Path | None, calibration: list, budget: float | None) -> CalibrationRecord:
+def _calibration_record(
+    calib: Path | None, calibration: list, algorithm: str, budget: float | None
+) -> CalibrationRecord:
     source = Path(calib or "")
     split = source / "images" / "train"
     return CalibrationRecord(
-        source=str(split if split.is_dir() else source), images=len(calibration), int8_budget=budget
+        source=str(split if split.is_dir() else source),
+        images=len(calibration),
+        algorithm=algorithm,
+        int8_budget=budget,
     )
 
 
-def _check_formats(formats: Sequence[str], calib: Path | None, int8_budget: float | None = None) -> None:
+def _check_formats(
+    formats: Sequence[str], calib: Path | None, int8_budget: float | None = None, calib_algorithm: str = "min_max"
+) -> None:
+    from blitzmask_deploy.export.quantize import check_algorithm
+
+    check_algorithm(calib_algorithm)
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
         raise BadInput(

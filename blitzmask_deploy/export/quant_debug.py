@@ -163,10 +163,11 @@ def run_quant_debug(
         reference_ap = file_ap(fp32, dataset, threads=threads)
         int8_ap = file_ap(int8, dataset, threads=threads)
         qsvs = calibrate(fp32, inputs, threads=threads)
+        algorithm = manifest.calibration.algorithm if manifest.calibration else "min_max"
         with tempfile.TemporaryDirectory() as tmp:
             kept = Path(tmp) / "kept.tflite"
             for op in sorted(ops, key=lambda o: o.snr_db)[:top]:
-                quantize_calibrated(fp32, qsvs, kept, overrides={op.scope: "fp32"})
+                quantize_calibrated(fp32, qsvs, kept, overrides={op.scope: "fp32"}, algorithm=algorithm)
                 op.ap_drop_kept_fp32 = reference_ap - file_ap(kept, dataset, threads=threads)
     result = QuantDebug(
         file=int8.name,

@@ -25,11 +25,15 @@ from blitzmask_deploy.export.wrapper import INPUT_NAME
 _TFL_INT8 = 9  # tflite::TensorType_INT8
 MIN_ACTIVATION_RANGE = 1e-2
 OP_PRECISIONS = ("a16w8", "fp32")  # what an op may keep instead of full int8, cheapest first
+CALIB_ALGORITHMS = ("min_max", "mse")  # how int8 scales are chosen from the calibration statistics
+_MSE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the ops ai-edge-quantizer's MSE algorithm takes
 
 
-def quantize_int8(fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2) -> Path:
+def quantize_int8(
+    fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2, algorithm: str = "min_max"
+) -> Path:
     """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1])."""
-    return quantize_calibrated(fp32, calibrate(fp32, calibration, threads=threads), out)
+    return quantize_calibrated(fp32, calibrate(fp32, calibration, threads=threads), out, algorithm=algorithm)
 
 
 def calibrate(fp32: Path, calibration: Iterable[np.ndarray], *, threads: int = 2) -> dict:
@@ -50,14 +54,29 @@ def calibrate(fp32: Path, calibration: Iterable[np.ndarray], *, threads: int = 2
     return qsvs
 
 
-def quantize_calibrated(fp32: Path, qsvs: dict, out: Path, *, overrides: Mapping[str, str] | None = None) -> Path:
+def quantize_calibrated(
+    fp32: Path,
+    qsvs: dict,
+    out: Path,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    algorithm: str = "min_max",
+) -> Path:
     """Write `fp32` quantized with the statistics `qsvs` to `out`: full int8, except each op scope of `overrides`
-    (see op_scopes), kept at its precision ('a16w8': int16 activations and int8 weights; 'fp32': float)."""
+    (see op_scopes), kept at its precision ('a16w8': int16 activations and int8 weights; 'fp32': float).
+
+    `algorithm` picks the weight scales: 'min_max' (each channel's range) or 'mse' (ai-edge-quantizer's MSE scale,
+    0.054 × the channel's RMS, clipping weights beyond ~6.9 RMS; it exists for conv, depthwise and fully-connected
+    ops only, the others keep min/max).
+    Activation ranges are the calibrated min/max with either."""
     from ai_edge_quantizer import quantizer, recipe
 
+    check_algorithm(algorithm)
     q = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
+    if algorithm == "mse":
+        _use_mse(q, ".*", activation_bits=8)
     for scope, precision in (overrides or {}).items():
-        _override(q, scope, precision)
+        _override(q, scope, precision, algorithm)
     with quiet():
         result = q.quantize(copy.deepcopy(qsvs), enable_progress_report=False)
     out.write_bytes(bytes(result.quantized_model))
@@ -79,14 +98,32 @@ def op_scopes(path: Path) -> list[str]:
     return [fb.get_op_scope(op, graph.tensors) for op in graph.operators]
 
 
-def _override(q, scope: str, precision: str) -> None:
-    """Give the op whose scope is exactly `scope` the per-op config of `precision`."""
+def check_algorithm(algorithm: str) -> None:
+    """BadInput unless `algorithm` is one of CALIB_ALGORITHMS."""
+    if algorithm not in CALIB_ALGORITHMS:
+        raise BadInput(f"unknown calibration algorithm {algorithm!r} (choose from {', '.join(CALIB_ALGORITHMS)})")
+
+
+def _use_mse(q, regex: str, *, activation_bits: int) -> None:
+    """MSE weight scales for the conv, depthwise and fully-connected ops matching `regex` (later configs win)."""
+    from ai_edge_quantizer import algorithm_manager, qtyping
+
+    for op in _MSE_OPS:
+        name = qtyping.TFLOperationName(op)
+        mse = algorithm_manager.AlgorithmName.MSE
+        q.add_static_config(regex, name, activation_num_bits=activation_bits, weight_num_bits=8, algorithm_key=mse)
+
+
+def _override(q, scope: str, precision: str, algorithm: str = "min_max") -> None:
+    """Give the op whose scope is exactly `scope` the per-op config of `precision` (weights scaled by `algorithm`)."""
     from ai_edge_quantizer import algorithm_manager, qtyping
 
     regex = f"^{re.escape(scope)}$"
     everything = qtyping.TFLOperationName.ALL_SUPPORTED
     if precision == "a16w8":
         q.add_static_config(regex, everything, activation_num_bits=16, weight_num_bits=8)
+        if algorithm == "mse":
+            _use_mse(q, regex, activation_bits=16)
     elif precision == "fp32":
         q.update_quantization_recipe(regex, everything, algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     else:
