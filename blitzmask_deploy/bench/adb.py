@@ -13,7 +13,9 @@ import os
 import posixpath
 import re
 import socket
+import stat
 import struct
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ PROPS = {
     "abi": "ro.product.cpu.abi",
 }
 APK_REMOTE = f"{protocol.REMOTE_ROOT}/blitzmask-bench.apk"
+SYNC_CHUNK = 64 * 1024  # the sync protocol's largest DATA packet (adbutils' own push sends 4 KiB ones)
 _GONE = re.compile(  # adb server answers meaning the device's transport is not there (any more)
     r"device .*not found|device (offline|unauthorized|still authorizing|still connecting)|connection (is )?closed"
     r"|^closed$|no devices/emulators found",
@@ -101,6 +104,24 @@ def guarded_call(serial: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> 
         raise DeviceError(f"{serial}: {what} failed: {text}") from None
     except OSError as err:
         raise DeviceGone(f"{serial}: {what}: {err}") from None
+
+
+def send_file(adb_device: Any, local: Path, remote: str, mode: int = 0o644) -> None:
+    """Push one file to a device file path in one sync connection, in 64 KiB packets (AdbError when refused)."""
+    from adbutils.errors import AdbError
+
+    target = f"{remote},{stat.S_IFREG | mode}".encode()
+    with adb_device.open_transport(timeout=None) as conn, Path(local).open("rb") as src:
+        conn.send_command("sync:")
+        conn.check_okay()
+        conn.conn.sendall(b"SEND" + struct.pack("<I", len(target)) + target)
+        while chunk := src.read(SYNC_CHUNK):
+            conn.conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+        conn.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
+        status = conn.read_string(4)
+        if status != "OKAY":
+            length = struct.unpack("<I", conn.read(4))[0] if status == "FAIL" else 0
+            raise AdbError(f"push {remote}: {status} {conn.read_string(length) if length else ''}".strip())
 
 
 class AndroidDevice:
@@ -196,7 +217,7 @@ class AndroidDevice:
         if installed is not None and installed >= wanted:
             return installed
         self.sh(protocol.quote_command(["mkdir", "-p", protocol.REMOTE_ROOT]))
-        guarded_call(self.serial, "push apk", self._dev.sync.push, Path(apk), APK_REMOTE, 0o644)
+        guarded_call(self.serial, "push apk", send_file, self._dev, Path(apk), APK_REMOTE)
         ret = self.sh(protocol.quote_command(["pm", "install", "-r", "-t", APK_REMOTE]), timeout=180.0)
         if ret.returncode != 0 or "Success" not in ret.stdout:
             raise DeviceError(f"{self.serial}: pm install failed: {(ret.stdout + ret.stderr).strip()[-200:]}")
@@ -221,7 +242,7 @@ class AndroidDevice:
                 + " && "
                 + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, folder])
             )
-            guarded_call(self.serial, "push model", self._dev.sync.push, Path(model), remote, 0o644)
+            guarded_call(self.serial, "push model", send_file, self._dev, Path(model), remote)
             got = self.remote_sha256(remote)
             if got != sha256:
                 raise DeviceError(f"{self.serial}: pushed model has sha256 {got} instead of {sha256}")
@@ -251,7 +272,7 @@ class AndroidDevice:
             for chunk in range(0, len(stale), 100):
                 self.sh(protocol.quote_command(["rm", "-f", *(f"{remote}/{n}" for n in stale[chunk : chunk + 100])]))
             for path in missing:
-                guarded_call(self.serial, "push input", self._dev.sync.push, path, f"{remote}/{path.name}", 0o644)
+                guarded_call(self.serial, "push input", send_file, self._dev, path, f"{remote}/{path.name}")
             if self._remote_tensor_sha256s(remote) != wanted:
                 raise DeviceError(f"{self.serial}: the input set pushed to {remote} does not verify (sha256)")
         self._verified.add(digest)

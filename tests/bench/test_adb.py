@@ -12,13 +12,19 @@ from pathlib import Path
 import pytest
 from adbutils.errors import AdbError, AdbTimeout
 
-from blitzmask_deploy.bench import protocol
+from blitzmask_deploy.bench import adb, protocol
 from blitzmask_deploy.bench.adb import AndroidDevice, apk_version_code, parse_server
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout, InstrumentationFailed, RuntimeMissing
 from blitzmask_deploy.bench.thermal import THERMAL_SCRIPT
 from blitzmask_deploy.core.errors import BadInput
 
 HOSTILE_NAMES = ["my model.tflite", "it's.tflite", 'a"b.tflite', "x; reboot.tflite", "$(reboot).tflite", "`id`.tflite"]
+
+
+@pytest.fixture(autouse=True)
+def _push_through_fake_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pushes go to the fake's sync.push (the real ones speak the sync protocol over a transport)."""
+    monkeypatch.setattr(adb, "send_file", lambda dev, local, remote, mode=0o644: dev.sync.push(local, remote, mode))
 
 
 @dataclass
