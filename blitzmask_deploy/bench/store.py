@@ -198,7 +198,8 @@ class ResultStore:
         with self.path.open("rb") as f:
             if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
                 raise BadInput(f"{self.path} is not a BlitzMask result store (not an SQLite file)")
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)  # changes nothing
+        # a plain connection that only reads: a read-only one cannot see a write-ahead log other processes left
+        conn = sqlite3.connect(self.path, timeout=self.timeout)
         try:
             with self._locked_as_bad_input():
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

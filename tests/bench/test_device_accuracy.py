@@ -125,7 +125,7 @@ def pushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def counting(serial: str, what: str, fn, *args, **kwargs):
         if what == "push input":
-            pushed.append(args[1])
+            pushed.append(args[-1])  # the device path: the last argument of the push
         return call(serial, what, fn, *args, **kwargs)
 
     monkeypatch.setattr(adb, "guarded_call", counting)

