@@ -110,3 +110,33 @@ def emulated_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         raise
     yield device
     device.stop()
+
+
+@pytest.fixture(scope="session")
+def faulty_emulated_device(emulated_device: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A second emulated device (started after `emulated_device`, which proves this machine can run one) whose XNNPACK
+    delegate adds noise to every output tensor and whose CPU delegate zeroes the first output (the heatmap)."""
+    from tests.support.emulated.device import EmulatedDevice, free_port_pair
+
+    port, adb_port = free_port_pair()
+    device = EmulatedDevice(
+        tmp_path_factory.mktemp("faulty"), port=port, adb_port=adb_port, faults={"xnnpack": "noise", "cpu": "zero"}
+    )
+    try:
+        device.start()
+        yield device
+    finally:
+        device.stop()
+
+
+@pytest.fixture(scope="session")
+def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dummy benchmark APK of the app's current version (versionCode 2) with its build sidecar."""
+    import json
+
+    from blitzmask_deploy.bench.protocol import PACKAGE
+    from tests.support.fake_apk import write_apk
+
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
+    return path

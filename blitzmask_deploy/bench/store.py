@@ -37,7 +37,6 @@ from pathlib import Path
 from blitzmask_deploy.bench.stats import summarize
 from blitzmask_deploy.core.errors import BadInput
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_TIMEOUT_S = 30.0  # how long to wait for another process's write lock
 LEASE_S = 60.0  # a claim not renewed for this long is taken over
 _CLAIM_COLUMNS = {"claimed_by": "TEXT", "lease_until": "REAL"}
@@ -195,10 +194,8 @@ class ResultStore:
         """BadInput unless the file is missing, empty, or an SQLite database that is (or may become) a store."""
         if not self.path.is_file() or self.path.stat().st_size == 0:
             return
-        with self.path.open("rb") as f:
-            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                raise BadInput(f"{self.path} is not a BlitzMask result store (not an SQLite file)")
-        # a plain connection that only reads: a read-only one cannot see a write-ahead log other processes left
+        # Read through SQLite only: opening and closing the file with a plain descriptor would drop the POSIX locks
+        # of this process's other connections to it. The query only reads; a file that is not SQLite stays as it is.
         conn = sqlite3.connect(self.path, timeout=self.timeout)
         try:
             with self._locked_as_bad_input():
@@ -230,7 +227,7 @@ class ResultStore:
             raise
         except sqlite3.DatabaseError as err:
             if "not a database" in str(err):
-                raise BadInput(f"{self.path} is not a BlitzMask result store ({err})") from None
+                raise BadInput(f"{self.path} is not a BlitzMask result store (not an SQLite file)") from None
             raise
 
     @contextmanager

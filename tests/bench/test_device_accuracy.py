@@ -4,9 +4,7 @@ is not available here."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,46 +12,13 @@ import pytest
 
 from blitzmask_deploy.bench import adb
 from blitzmask_deploy.bench.adb import AndroidDevice
-from blitzmask_deploy.bench.protocol import PACKAGE, input_set, save_tensor
+from blitzmask_deploy.bench.protocol import input_set, save_tensor
 from blitzmask_deploy.core.artifacts import load_manifest, sha256_file
 from blitzmask_deploy.data.images import read_image
 from blitzmask_deploy.inference.preprocess import preprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 THREADS = 2
-
-
-@pytest.fixture(scope="module")
-def emu(request: pytest.FixtureRequest):
-    """The started emulated device, or a skip when the fixture or the device is unavailable."""
-    try:
-        return request.getfixturevalue("emulated_device")
-    except pytest.FixtureLookupError:
-        pytest.skip("the emulated_device fixture is not available")
-
-
-@pytest.fixture(scope="module")
-def noisy_emu(emu, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A second emulated device whose XNNPACK delegate adds noise to every output tensor."""
-    from tests.support.emulated.device import EmulatedDevice, free_port_pair
-
-    port, adb_port = free_port_pair()
-    device = EmulatedDevice(tmp_path_factory.mktemp("noisy"), port=port, adb_port=adb_port, faults={"xnnpack": "noise"})
-    try:
-        device.start()
-        yield device
-    finally:
-        device.stop()
-
-
-@pytest.fixture(scope="module")
-def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dummy benchmark APK (versionCode 2) with its build sidecar."""
-    from tests.support.fake_apk import write_apk
-
-    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
-    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +44,8 @@ def input_sets(tiny_export: Path, synth_dataset: Path, tmp_path_factory: pytest.
     return sets
 
 
-def _device(emu, apk: Path) -> AndroidDevice:
-    dev = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30, instrument_timeout=120)
+def _device(emulated_device, apk: Path) -> AndroidDevice:
+    dev = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30, instrument_timeout=120)
     dev.ensure_app(apk)
     return dev
 
@@ -132,8 +97,8 @@ def pushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return pushed
 
 
-def test_outputs_equal_the_host_bit_for_bit(emu, apk: Path, input_sets: dict, pushes: list[str]) -> None:
-    dev = _device(emu, apk)
+def test_outputs_equal_the_host_bit_for_bit(emulated_device, apk: Path, input_sets: dict, pushes: list[str]) -> None:
+    dev = _device(emulated_device, apk)
     for precision, (model, files) in input_sets.items():
         result, outputs = _run(dev, model, files)
         assert result["status"] == "ok", result["error"]
@@ -148,21 +113,27 @@ def test_outputs_equal_the_host_bit_for_bit(emu, apk: Path, input_sets: dict, pu
     assert len(pushes) == 6
 
 
-def test_a_set_already_on_the_device_is_not_pushed_again(emu, apk: Path, input_sets: dict, pushes: list[str]) -> None:
+def test_a_set_already_on_the_device_is_not_pushed_again(
+    emulated_device, apk: Path, input_sets: dict, pushes: list[str]
+) -> None:
     _, files = input_sets["fp32"]
     digest, _ = input_set(files)
-    remote = _device(emu, apk).push_inputs(files, digest)  # there from the test above, or pushed now
+    remote = _device(emulated_device, apk).push_inputs(files, digest)  # there from the test above, or pushed now
     pushes.clear()
-    again = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)  # a new driver session
+    again = AndroidDevice.connect(
+        emulated_device.serial, emulated_device.adb_address, timeout=30
+    )  # a new driver session
     assert again.push_inputs(files, digest) == remote and pushes == []
     again.sh(f"rm {remote}/{files[1].name} && echo stale > {remote}/extra.npy")
-    fresh = AndroidDevice.connect(emu.serial, emu.adb_address, timeout=30)
+    fresh = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30)
     assert fresh.push_inputs(files, digest) == remote and pushes == [f"{remote}/{files[1].name}"]
     assert sorted(fresh.sh(f"ls {remote}").stdout.split()) == sorted(f.name for f in files)
 
 
-def test_each_failure_is_one_status(emu, apk: Path, input_sets: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    dev = _device(emu, apk)
+def test_each_failure_is_one_status(
+    emulated_device, apk: Path, input_sets: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev = _device(emulated_device, apk)
     model, files = input_sets["fp32"]
     gpu, outputs = _run(dev, model, files, delegate="gpu", key="b2")
     assert (gpu["status"], outputs) == ("unsupported_delegate", {}) and "gpu" in gpu["error"]
@@ -175,8 +146,8 @@ def test_each_failure_is_one_status(emu, apk: Path, input_sets: dict, monkeypatc
     assert (missing["status"], outputs) == ("runtime_missing", {}) and "ai-edge-litert" in missing["error"]
 
 
-def test_a_noisy_delegate_is_seen_in_the_outputs(noisy_emu, apk: Path, input_sets: dict) -> None:
-    dev = _device(noisy_emu, apk)
+def test_a_noisy_delegate_is_seen_in_the_outputs(faulty_emulated_device, apk: Path, input_sets: dict) -> None:
+    dev = _device(faulty_emulated_device, apk)
     for precision, (model, files) in input_sets.items():
         result, outputs = _run(dev, model, files)
         assert result["status"] == "ok", result["error"]
@@ -187,5 +158,8 @@ def test_a_noisy_delegate_is_seen_in_the_outputs(noisy_emu, apk: Path, input_set
                 diff = np.abs(got.astype(np.float64) - want)  # noise of 0.05·std, at least a step for int8
                 tolerance = 0.1 * want.std() + (1.5 if want.dtype.kind == "i" else 0.0)
                 assert got.dtype == want.dtype and 0 < diff.mean() < tolerance, precision
-    cpu, outputs = _run(dev, *input_sets["fp32"], delegate="cpu", key="c5")  # the other delegates compute right
-    assert cpu["status"] == "ok" and _identical(outputs, _host(*input_sets["fp32"], delegate="cpu"))
+    cpu, outputs = _run(dev, *input_sets["fp32"], delegate="cpu", key="c5")  # its cpu delegate zeroes the heatmap only
+    assert cpu["status"] == "ok"
+    for stem, heads in _host(*input_sets["fp32"], delegate="cpu").items():
+        assert not outputs[stem][0].any()
+        assert all(np.array_equal(got, want) for got, want in zip(outputs[stem][1:], heads[1:], strict=True))

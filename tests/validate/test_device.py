@@ -10,52 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from blitzmask_deploy.bench.protocol import PACKAGE
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 IMAGES = 8
-
-
-@pytest.fixture(scope="module")
-def emu(request: pytest.FixtureRequest):
-    """The started emulated device, or a skip when the fixture or the device is unavailable."""
-    try:
-        return request.getfixturevalue("emulated_device")
-    except pytest.FixtureLookupError:
-        pytest.skip("the emulated_device fixture is not available")
-
-
-@pytest.fixture(scope="module")
-def faulty_emu(emu, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A second emulated device whose XNNPACK delegate adds noise to every output tensor and whose CPU delegate zeroes
-    the first output (the heatmap)."""
-    from tests.support.emulated.device import EmulatedDevice, free_port_pair
-
-    port, adb_port = free_port_pair()
-    device = EmulatedDevice(
-        tmp_path_factory.mktemp("noisy"), port=port, adb_port=adb_port, faults={"xnnpack": "noise", "cpu": "zero"}
-    )
-    try:
-        device.start()
-        yield device
-    finally:
-        device.stop()
-
-
-@pytest.fixture(scope="module")
-def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dummy benchmark APK (versionCode 2) with its build sidecar."""
-    from tests.support.fake_apk import write_apk
-
-    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
-    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
-    return path
 
 
 def _validate(export: Path, data: Path, device, apk: Path, store: Path, delegates: str = "xnnpack"):
@@ -71,10 +33,10 @@ def _attempts(store: Path) -> list[tuple]:
 
 
 def test_device_ap_equals_host_ap_and_a_rerun_measures_nothing(
-    emu, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "results.sqlite"
-    proc = _validate(tiny_export, synth_dataset, emu, apk, store)
+    proc = _validate(tiny_export, synth_dataset, emulated_device, apk, store)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["images"], out["ran"], out["done"], out["passed"]) == (IMAGES, 3, 3, True)
@@ -87,7 +49,7 @@ def test_device_ap_equals_host_ap_and_a_rerun_measures_nothing(
         assert set(cell["parity"]) == {"heatmap", "coefficients", "spanning_set", "box"}
         assert all(v == 0 for v in (*cell["parity"].values(), *cell["parity_mean"].values()))
     before = _attempts(store)
-    again = _validate(tiny_export, synth_dataset, emu, apk, store)
+    again = _validate(tiny_export, synth_dataset, emulated_device, apk, store)
     assert again.returncode == 0, again.stderr
     rerun = json.loads(again.stdout)
     assert (rerun["ran"], rerun["skipped"]) == (0, 3) and rerun["cells"] == out["cells"]
@@ -95,10 +57,10 @@ def test_device_ap_equals_host_ap_and_a_rerun_measures_nothing(
 
 
 def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
-    faulty_emu, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+    faulty_emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "results.sqlite"
-    proc = _validate(tiny_export, synth_dataset, faulty_emu, apk, store, delegates="xnnpack,cpu,gpu")
+    proc = _validate(tiny_export, synth_dataset, faulty_emulated_device, apk, store, delegates="xnnpack,cpu,gpu")
     assert proc.returncode == 1, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["done"], out["failed"], out["pending"]) == (6, 3, 0)
@@ -106,7 +68,7 @@ def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
     for precision in ("fp32", "fp16", "int8"):
         gpu = by[precision, "gpu"]
         assert gpu["status"] == "failed" and "gpu" in gpu["error"]
-        assert f"tflite-{precision} on {faulty_emu.serial} / gpu: unsupported_delegate" in proc.stderr
+        assert f"tflite-{precision} on {faulty_emulated_device.serial} / gpu: unsupported_delegate" in proc.stderr
         noisy = by[precision, "xnnpack"]
         assert all(v > 0 for v in noisy["parity"].values()) and noisy["mask_ap"] != noisy["host_ap"]
         assert noisy["host_ap_drop"] == pytest.approx(noisy["host_ap"] - noisy["mask_ap"])
