@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_json, finite, info, split_csv
+from blitzmask_deploy.cli.common import emit_json, finite, info, open_cli_devices, open_store, split_csv
 from blitzmask_deploy.core.errors import BadInput
 
 DEFAULT_APK = Path("android_bench/build/blitzmask-bench.apk")
@@ -83,12 +83,8 @@ def bench_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Benchmark models × delegates × threads × devices into a resumable SQLite store."""
-    import sqlite3
-
-    from blitzmask_deploy.bench.discovery import open_devices
     from blitzmask_deploy.bench.protocol import DELEGATES
     from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
-    from blitzmask_deploy.bench.store import ResultStore
 
     settings = Settings(
         delegates=split_csv(delegate, set(DELEGATES), "delegate") or list(DELEGATES[1:2]),
@@ -105,15 +101,8 @@ def bench_cmd(
     if apk is not None and not apk.is_file():
         raise BadInput(f"APK not found: {apk}")
     refs = expand_models(models)
-    devices, notes = open_devices(split_csv(device) or ["all"], adb or None, instrument_timeout=timeout)
-    for note in notes:
-        info(note)
-    if not devices:
-        raise BadInput(f"no device matches --device {device}")
-    try:
-        results = ResultStore(store)
-    except sqlite3.Error as err:
-        raise BadInput(f"{store}: cannot open it as a result store ({err})") from None
+    devices = open_cli_devices(device, adb, timeout)
+    results = open_store(store)
     try:
         sweep = run_sweep(refs, devices, results, settings, progress=not as_json)
     except KeyboardInterrupt:

@@ -75,3 +75,27 @@ def default(config: type, name: str) -> Any:
     """The default of field `name` of dataclass `config`: options take their defaults from the library's config."""
     field = {f.name: f for f in dataclasses.fields(config)}[name]
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+
+
+def open_cli_devices(device: str | None, adb: list[str], timeout: float) -> list:
+    """The devices `--device` names (default all) on the `--adb` servers; a line per note; BadInput when none."""
+    from blitzmask_deploy.bench.discovery import open_devices
+
+    devices, notes = open_devices(split_csv(device) or ["all"], adb or None, instrument_timeout=timeout)
+    for note in notes:
+        info(note)
+    if not devices:
+        raise BadInput(f"no device matches --device {device}")
+    return devices
+
+
+def open_store(store: Path) -> Any:
+    """The `--store` results file as a ResultStore; one BadInput line when SQLite cannot open it."""
+    import sqlite3
+
+    from blitzmask_deploy.bench.store import ResultStore
+
+    try:
+        return ResultStore(store)
+    except sqlite3.Error as err:
+        raise BadInput(f"{store}: cannot open it as a result store ({err})") from None

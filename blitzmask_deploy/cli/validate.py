@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_verdict, existing_path, info, split_csv
+from blitzmask_deploy.cli.common import emit_verdict, existing_path, info, open_cli_devices, open_store, split_csv
 from blitzmask_deploy.core.errors import BadInput
 
 
@@ -74,11 +74,7 @@ def _validate_on_devices(
     max_images: int,
     as_json: bool,
 ) -> None:
-    import sqlite3
-
-    from blitzmask_deploy.bench.discovery import open_devices
     from blitzmask_deploy.bench.protocol import DELEGATES
-    from blitzmask_deploy.bench.store import ResultStore
     from blitzmask_deploy.validate.device import run_validate_device
 
     if store is None:
@@ -88,15 +84,8 @@ def _validate_on_devices(
     if apk is not None and not apk.is_file():
         raise BadInput(f"APK not found: {apk}")
     delegates = split_csv(delegate, set(DELEGATES), "delegate") or ["xnnpack"]
-    devices, notes = open_devices(split_csv(device) or ["all"], adb or None, instrument_timeout=timeout)
-    for note in notes:
-        info(note)
-    if not devices:
-        raise BadInput(f"no device matches --device {device}")
-    try:
-        results = ResultStore(store)
-    except sqlite3.Error as err:
-        raise BadInput(f"{store}: cannot open it as a result store ({err})") from None
+    devices = open_cli_devices(device, adb, timeout)
+    results = open_store(store)
     try:
         outcome = run_validate_device(
             model, data, devices, results, delegates=delegates, threads=threads, max_images=max_images, apk=apk,
