@@ -72,6 +72,7 @@ class ExportedFile(_Strict):
     op_precisions: list[OpPrecision] | None = None  # int8 files: the ops not in full int8 (empty: all of them)
     int8_mac_share: float | None = None  # int8 files: share of the model's MACs in full int8
     host_ap_drop: float | None = None  # int8 files on an AP budget: mask-AP drop vs the checkpoint (fraction)
+    activation_headroom: float | None = None  # int8 files: factor every calibrated activation range was widened by
 
     @property
     def name(self) -> str:

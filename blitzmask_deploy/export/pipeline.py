@@ -52,16 +52,18 @@ def export_checkpoint(
     calib: Path | None = None,
     calib_images: int = 128,
     calib_algorithm: str = "min_max",
+    calib_headroom: float | None = None,
     int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
     """Export checkpoint `ckpt` to `out` in `formats`; int8 is calibrated on `calib_images` images of `calib`, its
-    scales chosen by `calib_algorithm` and, with `int8_budget` (AP points), mixed precision keeps its host AP drop
-    on `calib`'s val split within it."""
+    weight scales chosen by `calib_algorithm`, its activation ranges widened by `calib_headroom` (1 when None and
+    no budget) and, with `int8_budget` (AP points), mixed precision keeps its host AP drop on `calib`'s val split
+    within it (trying each of quantize.HEADROOMS when `calib_headroom` is None)."""
     from blitzmask_deploy.core.checkpoints import read_checkpoint
     from blitzmask_deploy.modeling.registry import model_from_checkpoint
 
-    _check_formats(formats, calib, int8_budget, calib_algorithm)
+    _check_formats(formats, calib, int8_budget, calib_algorithm, calib_headroom)
     checkpoint = read_checkpoint(ckpt)
     model = model_from_checkpoint(checkpoint)
     return export_model(
@@ -76,6 +78,7 @@ def export_checkpoint(
         calib=calib,
         calib_images=calib_images,
         calib_algorithm=calib_algorithm,
+        calib_headroom=calib_headroom,
         int8_budget=int8_budget,
         progress=progress,
     )
@@ -94,6 +97,7 @@ def export_model(
     calib: Path | None = None,
     calib_images: int = 128,
     calib_algorithm: str = "min_max",
+    calib_headroom: float | None = None,
     int8_budget: float | None = None,
     progress: bool = True,
 ) -> Manifest:
@@ -101,13 +105,20 @@ def export_model(
     only once everything is written."""
     from blitzmask_deploy.export.calibration import calibration_images
 
-    _check_formats(formats, calib, int8_budget, calib_algorithm)
+    _check_formats(formats, calib, int8_budget, calib_algorithm, calib_headroom)
     target = Path(out).resolve()
     _check_out(target)
     wanted = [f for f in EXPORT_FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     ap_drop = _ap_drop_on(model, calib, input_size, categories) if int8_budget is not None else None
-    int8 = partial(_quantize, calibration=calibration, algorithm=calib_algorithm, budget=int8_budget, ap_drop=ap_drop)
+    int8 = partial(
+        _quantize,
+        calibration=calibration,
+        algorithm=calib_algorithm,
+        headroom=calib_headroom,
+        budget=int8_budget,
+        ap_drop=ap_drop,
+    )
     record = _calibration_record(calib, calibration, calib_algorithm, int8_budget) if "int8" in wanted else None
     staging = sibling(target, "partial")
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -213,20 +224,28 @@ def _quantize(
     *,
     calibration: list,
     algorithm: str,
+    headroom: float | None,
     budget: float | None,
     ap_drop: Callable[[Path], float] | None,
 ) -> dict:
-    """Full int8 (no budget) or mixed precision within `budget` AP points, scales chosen by `algorithm`; the int8
-    file's extra manifest fields."""
+    """Full int8 (no budget) or mixed precision within `budget` AP points, weight scales chosen by `algorithm`,
+    activation ranges widened by `headroom`; the int8 file's extra manifest fields."""
     from blitzmask_deploy.export.mixed_precision import op_precisions, quantize_on_budget
     from blitzmask_deploy.export.quantize import quantize_int8
 
     if budget is None or ap_drop is None:
-        quantize_int8(fp32, calibration, out, algorithm=algorithm)
-        return {"op_precisions": [], "int8_mac_share": 1.0}
-    result = quantize_on_budget(fp32, calibration, out, budget=budget / 100, ap_drop=ap_drop, algorithm=algorithm)
+        quantize_int8(fp32, calibration, out, algorithm=algorithm, headroom=headroom or 1.0)
+        return {"op_precisions": [], "int8_mac_share": 1.0, "activation_headroom": headroom or 1.0}
+    result = quantize_on_budget(
+        fp32, calibration, out, budget=budget / 100, ap_drop=ap_drop, algorithm=algorithm, headroom=headroom
+    )
     ops, share = op_precisions(fp32, result.overrides)
-    return {"op_precisions": ops, "int8_mac_share": share, "host_ap_drop": round(result.ap_drop, 6)}
+    return {
+        "op_precisions": ops,
+        "int8_mac_share": share,
+        "host_ap_drop": round(result.ap_drop, 6),
+        "activation_headroom": result.headroom,
+    }
 
 
 def _ap_drop_on(model: nn.Module, data: Path, input_size: int, categories: list[dict]) -> Callable[[Path], float]:
@@ -258,11 +277,19 @@ def _calibration_record(
 
 
 def _check_formats(
-    formats: Sequence[str], calib: Path | None, int8_budget: float | None = None, calib_algorithm: str = "min_max"
+    formats: Sequence[str],
+    calib: Path | None,
+    int8_budget: float | None = None,
+    calib_algorithm: str = "min_max",
+    calib_headroom: float | None = None,
 ) -> None:
-    from blitzmask_deploy.export.quantize import check_algorithm
+    from blitzmask_deploy.export.quantize import check_algorithm, check_headroom
 
     check_algorithm(calib_algorithm)
+    if calib_headroom is not None:
+        check_headroom(calib_headroom)
+        if "int8" not in formats:
+            raise BadInput("--calib-headroom applies to the int8 file: add int8 to --formats")
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
         raise BadInput(

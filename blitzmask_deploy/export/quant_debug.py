@@ -150,7 +150,7 @@ def run_quant_debug(
     Writes `export_dir/quant_debug.json`."""
     from blitzmask_deploy.data.coco import CocoDataset
     from blitzmask_deploy.export.calibration import calibration_images
-    from blitzmask_deploy.export.quantize import calibrate, quantize_calibrated
+    from blitzmask_deploy.export.quantize import calibrate, op_scopes, quantize_calibrated, with_headroom
 
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
@@ -162,12 +162,17 @@ def run_quant_debug(
     if dataset is not None and top > 0:
         reference_ap = file_ap(fp32, dataset, threads=threads)
         int8_ap = file_ap(int8, dataset, threads=threads)
-        qsvs = calibrate(fp32, inputs, threads=threads)
+        # the int8 file's own recipe (weight scales, activation headroom, ops off full int8), plus one op in float
+        entry = manifest.file("tflite-int8")
+        qsvs = with_headroom(fp32, calibrate(fp32, inputs, threads=threads), entry.activation_headroom or 1.0)
         algorithm = manifest.calibration.algorithm if manifest.calibration else "min_max"
+        scopes = op_scopes(fp32)
+        recipe = {scopes[o.index]: o.precision for o in entry.op_precisions or []}
         with tempfile.TemporaryDirectory() as tmp:
             kept = Path(tmp) / "kept.tflite"
             for op in sorted(ops, key=lambda o: o.snr_db)[:top]:
-                quantize_calibrated(fp32, qsvs, kept, overrides={op.scope: "fp32"}, algorithm=algorithm)
+                overrides = recipe | {op.scope: "fp32"}
+                quantize_calibrated(fp32, qsvs, kept, overrides=overrides, algorithm=algorithm)
                 op.ap_drop_kept_fp32 = reference_ap - file_ap(kept, dataset, threads=threads)
     result = QuantDebug(
         file=int8.name,

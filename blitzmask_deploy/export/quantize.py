@@ -27,13 +27,23 @@ MIN_ACTIVATION_RANGE = 1e-2
 OP_PRECISIONS = ("a16w8", "fp32")  # what an op may keep instead of full int8, cheapest first
 CALIB_ALGORITHMS = ("min_max", "mse")  # how int8 scales are chosen from the calibration statistics
 _MSE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the ops ai-edge-quantizer's MSE algorithm takes
+HEADROOMS = (1.0, 1.25, 1.5, 2.0)  # activation-range factors the AP-budget search tries, in this order
+MAX_HEADROOM = 16.0
 
 
 def quantize_int8(
-    fp32: Path, calibration: Iterable[np.ndarray], out: Path, *, threads: int = 2, algorithm: str = "min_max"
+    fp32: Path,
+    calibration: Iterable[np.ndarray],
+    out: Path,
+    *,
+    threads: int = 2,
+    algorithm: str = "min_max",
+    headroom: float = 1.0,
 ) -> Path:
-    """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1])."""
-    return quantize_calibrated(fp32, calibrate(fp32, calibration, threads=threads), out, algorithm=algorithm)
+    """Quantize the float32 .tflite `fp32` to full int8 using `calibration` images ((1,S,S,3) float32 in [0,1]),
+    every activation range widened by `headroom` (see with_headroom)."""
+    stats = with_headroom(fp32, calibrate(fp32, calibration, threads=threads), headroom)
+    return quantize_calibrated(fp32, stats, out, algorithm=algorithm)
 
 
 def calibrate(fp32: Path, calibration: Iterable[np.ndarray], *, threads: int = 2) -> dict:
@@ -52,6 +62,25 @@ def calibrate(fp32: Path, calibration: Iterable[np.ndarray], *, threads: int = 2
         for name in _input_names(fp32):  # the input range is [0, 1] by contract, not what calibration saw
             qsvs[name] = {"min": np.zeros_like(qsvs[name]["min"]), "max": np.ones_like(qsvs[name]["max"])}
     return qsvs
+
+
+def with_headroom(fp32: Path, qsvs: dict, factor: float) -> dict:
+    """The statistics `qsvs` with every activation range of `fp32` scaled by `factor` about zero (the graph input
+    keeps its contract range [0, 1], a sigmoid its fixed int8 range); `qsvs` itself when `factor` is 1.
+
+    Calibrated min/max are the extremes of a few images: values of other images beyond them are clipped. Wider
+    ranges clip less at a coarser step; which trade-off keeps more AP depends on the model, so the AP-budget search
+    measures HEADROOMS in turn.
+    """
+    check_headroom(factor)
+    if factor == 1.0:
+        return qsvs
+    inputs = set(_input_names(fp32))
+    wider = copy.deepcopy(qsvs)
+    for name, stats in wider.items():
+        if name not in inputs and "min" in stats and "max" in stats:
+            stats["min"], stats["max"] = stats["min"] * factor, stats["max"] * factor
+    return wider
 
 
 def quantize_calibrated(
@@ -102,6 +131,12 @@ def check_algorithm(algorithm: str) -> None:
     """BadInput unless `algorithm` is one of CALIB_ALGORITHMS."""
     if algorithm not in CALIB_ALGORITHMS:
         raise BadInput(f"unknown calibration algorithm {algorithm!r} (choose from {', '.join(CALIB_ALGORITHMS)})")
+
+
+def check_headroom(factor: float) -> None:
+    """BadInput unless `factor` is a finite activation-range factor in [1, MAX_HEADROOM]."""
+    if not 1.0 <= factor <= MAX_HEADROOM:  # also false for nan
+        raise BadInput(f"the activation headroom must be a number from 1 to {MAX_HEADROOM:g}, got {factor}")
 
 
 def _use_mse(q, regex: str, *, activation_bits: int) -> None:
