@@ -28,7 +28,10 @@ class _Strict(BaseModel):
 
 
 class ModelCard(_Strict):
-    """`model.yaml`: the architecture and default input of a variant (mirrors `ModelConfig`)."""
+    """`model.yaml`: the architecture and default input of a variant (mirrors `ModelConfig`; no value is converted
+    from another type)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     variant: str
     description: str = ""

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from blitzmask_deploy.core.artifacts import EXPORT_FORMATS
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
@@ -179,16 +178,10 @@ def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: f
     that cannot be read, and when nothing can be checked."""
     if max_latency_ms is not None and not _finite(max_latency_ms, minimum=0):
         raise BadInput(f"--max-latency-ms must be a finite number >= 0, got {max_latency_ms}")
-    _check_validations(results)
     cards = Budgets(budgets)
     notes: list[str] = []
     checks: list[Check] = []
     for row in results.files():
-        if budget_key(row) not in EXPORT_FORMATS:
-            raise BadInput(
-                f"{results.source}: {row.name}: format {row.format!r} with precision {row.precision!r} "
-                f"is no exported file's (budgets exist for {', '.join(EXPORT_FORMATS)})"
-            )
         limit = cards.ap_drop(row)
         if limit is None:
             notes.append(f"{row.name}: no AP-drop budget for '{budget_key(row)}'")
@@ -230,15 +223,3 @@ def _device_checks(results: Results, cards: Budgets, notes: list[str]) -> list[C
         else:
             checks.append(Check("device_ap_drop", name, target, cell["host_ap"] - cell["mask_ap"], limit, "ap"))
     return checks
-
-
-def _check_validations(results: Results) -> None:
-    """BadInput for a validated file whose AP or AP drop is not a finite number (the gate would have to skip it)."""
-    for validation in results.validations:
-        for i, entry in enumerate(validation["variants"]):
-            for key in ("mask_ap", "mask_ap_drop"):
-                if not _finite(entry.get(key)):
-                    raise BadInput(
-                        f"{results.source}: validation of {validation.get('variant')}: variants[{i}] "
-                        f"({entry.get('name')}): {key} {entry.get(key)!r:.40} is not a finite number"
-                    )

@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import signals_held
 from blitzmask_deploy.core.version import VERSION
 from blitzmask_deploy.report import plots
 from blitzmask_deploy.report.gate import TABLE_HEADER, Budgets, GateResult, run_gate
@@ -35,6 +37,7 @@ figcaption{color:#555;font-size:13px;margin-top:4px}.note{color:#777;font-style:
 """
 
 
+_STAGING = ".report-"  # prefix of the hidden folder a report is rendered in
 FIGURES = ("pareto.png", "latency.png", "ap_drop.png", "thermal.png", "roofline.png")
 QUANT_DEBUG_FIGURE = "quant_debug.png"  # only when a quant_debug.json is found with the results
 
@@ -82,8 +85,11 @@ def _gate_section(gate: GateResult | None, error: str | None) -> str:
 def write_report(results: Results, out: Path, *, budgets: Path | None = None) -> ReportFiles:
     """Write `out/report.html`, `out/summary.md` and the PNG figures; return their paths.
 
-    Everything is read and checked first (a bad budgets file is BadInput with `out` untouched); the files are then
-    rendered into a hidden folder inside `out` and each renamed into place, so every file is whole, old or new."""
+    Everything is read and checked first (a bad budgets file is BadInput with `out` untouched). The files are then
+    rendered into a hidden folder inside `out` (one a killed run left there is deleted first) and moved into place
+    with SIGINT and SIGTERM held: the old report.html and summary.md go first and the new report.html comes last,
+    so `out` holds a report.html only while every file beside it is of the same report. A failure leaves no folder
+    this call created."""
     cards = Budgets(budgets)
     file_budgets = {r.sha256: cards.ap_drop(r) for r in results.files()}
     try:
@@ -92,22 +98,40 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         gate, gate_error = None, str(err)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder: choose another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
+        for left in out.glob(f"{_STAGING}*"):
+            shutil.rmtree(left, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=_STAGING) as staging:
             files = _render(results, Path(staging), file_budgets, gate, gate_error)
-            for path in [files.html, files.markdown, *files.images]:
-                os.replace(path, out / path.name)
-    except OSError as err:
-        raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
-    for stale in {*FIGURES, QUANT_DEBUG_FIGURE} - {p.name for p in files.images}:
-        (out / stale).unlink(missing_ok=True)
+            with signals_held():
+                _move_into(out, files)
+    except BaseException as err:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
+        raise
     return ReportFiles(
         html=out / files.html.name,
         markdown=out / files.markdown.name,
         images=[out / p.name for p in files.images],
         gate=gate,
     )
+
+
+def _move_into(out: Path, files: ReportFiles) -> None:
+    """Replace the report in `out` by the rendered `files`: report.html and summary.md of the old one removed first,
+    then the figures (stale ones deleted), summary.md, and report.html last."""
+    for name in (files.html.name, files.markdown.name):
+        (out / name).unlink(missing_ok=True)
+    for path in files.images:
+        os.replace(path, out / path.name)
+    for stale in {*FIGURES, QUANT_DEBUG_FIGURE} - {p.name for p in files.images}:
+        (out / stale).unlink(missing_ok=True)
+    os.replace(files.markdown, out / files.markdown.name)
+    os.replace(files.html, out / files.html.name)
 
 
 def _quant_debug(source: Path) -> dict:
