@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 TRAIN_IMAGES, VAL_IMAGES, SIZE = 64, 32, 320
+REPO = Path(__file__).resolve().parents[1]  # the commands run from here: `-m blitzmask_deploy` is this checkout
 GOAL_RATIO = 2.0
 
 
@@ -59,11 +60,11 @@ def _dataset(valid: Path, target: Path, spoil: Callable[[dict], None] | None) ->
     return target
 
 
-def _measure(args: list[object], cwd: Path) -> tuple[int, float, float, str]:
+def _measure(args: list[object]) -> tuple[int, float, float, str]:
     """(exit code, peak RSS in MiB, seconds, last stderr line) of `python -m blitzmask_deploy ARGS`."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "blitzmask_deploy", *map(str, args)], cwd=cwd,
+        proc = subprocess.Popen([sys.executable, "-m", "blitzmask_deploy", *map(str, args)], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -105,7 +106,7 @@ def run() -> dict:
                           "--epochs", 1, "--batch-size", 8, "--input-size", 128, "--workers", 0, "--no-cache"],
             }  # fmt: skip
             for command, args in commands.items():
-                code, peak, seconds, last = _measure(args, base)
+                code, peak, seconds, last = _measure(args)
                 ratio = None if case == "valid" else peak / peaks[command]
                 if case == "valid":
                     peaks[command] = peak
