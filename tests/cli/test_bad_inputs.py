@@ -1,12 +1,14 @@
 """Every CLI command fed hostile input, table-driven: missing paths, a folder where a file belongs and the reverse,
 unreadable inputs and unwritable outputs, garbage JSON / YAML, a wrong value in each field of COCO files,
-predictions, manifests, checkpoints and budgets, impossible numbers in each numeric option, corrupt models, images
-and stores.
+predictions, manifests, checkpoints, validation results, bench cells, budgets and model cards, impossible numbers in
+each numeric option (read from the CLI itself), corrupt models, images and stores.
 
-Each case runs the CLI in this process (its `main`, as the `blitzmask` script does) and asserts: exit 2 (1 where a
-check legitimately fails), exactly one non-empty line on stderr with no traceback, naming what is wrong, and every
-file of the case's workspace — pre-existing outputs included — byte for byte as it was (no output that looks valid,
-no staging left behind). An exception escaping `main` fails the case with its traceback.
+Each case runs the CLI in this process (its `main`, as the `blitzmask` script does, Python's default warning filters
+included) and asserts: exit 2 (1 where a check legitimately fails), exactly one non-empty line on stderr with no
+traceback, naming what is wrong, and every file of the case's workspace and of the shared fixtures it reads —
+pre-existing outputs included — byte for byte as it was (no output that looks valid, no staging left behind). An
+exception escaping `main` fails the case with its traceback. A sample also runs as the installed command, where
+what native libraries print on the process's stderr is seen too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 import shutil
 import sys
+import typing
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -359,10 +362,10 @@ def _valid_png(ws: Workspace) -> bytes:
     return _first_image(ws.fixture("synth_dataset")).read_bytes()
 
 
-for _name, _ in corrupt.bad_images(b"\x89PNG" + bytes(100)):
+for _name in corrupt.IMAGE_KINDS:
 
     def _image(ws: Workspace, name: str = _name) -> bytes:
-        return dict(corrupt.bad_images(_valid_png(ws)))[name]
+        return corrupt.bad_images(_valid_png(ws))[name]
 
     case("data", f"check:image-{_name}", lambda ws, im=_image: ["data", "check", _dataset_with_bad_image(ws, im(ws))],
          code=1)  # fmt: skip
@@ -393,17 +396,20 @@ def _dataset_with_missing_image(ws: Workspace) -> Path:
 # -- checkpoints: every command that reads one ------------------------------------------------------------------------
 
 
+def _bad_ckpt_bytes(ws: Workspace, name: str) -> bytes:
+    return corrupt.checkpoint_bytes(ws.fixture("tiny_checkpoint").read_bytes(), ws.tmp / "EXECUTED")[name]
+
+
 def _ckpt_bytes(ws: Workspace, name: str) -> Path:
-    data = dict(corrupt.checkpoint_bytes(ws.fixture("tiny_checkpoint"), ws.tmp / "EXECUTED"))[name]
-    return ws.file("model.pt", data)
+    return ws.file("model.pt", _bad_ckpt_bytes(ws, name))
 
 
 def _ckpt_payload(ws: Workspace, name: str) -> Path:
     import torch
 
-    payload = dict(corrupt.checkpoint_payloads(ws.fixture("tiny_checkpoint")))[name]
+    good = torch.load(ws.fixture("tiny_checkpoint"), map_location="cpu", weights_only=True)
     path = ws.tmp / "model.pt"
-    torch.save(payload, path)
+    torch.save(corrupt.CHECKPOINT_PAYLOADS[name](good), path)
     return path
 
 
@@ -415,19 +421,11 @@ def _ckpt_commands(ws: Workspace, ckpt: Path, command: str) -> list[object]:
     return ["validate", ckpt, "--data", ws.fixture("synth_dataset"), "--images", 1]
 
 
-_CKPT_BYTES = [name for name, _ in corrupt.checkpoint_bytes(Path(__file__), Path("unused"))]
-_CKPT_PAYLOADS = [
-    "list", "no-format", "other-format", "version-2", "version-str", "no-config", "no-state_dict", "no-categories",
-    "config-str", "config-unknown-key", "config-missing-key", "config-wrong-type", "config-bad-backbone",
-    "config-huge-input", "config-negative-classes", "state-list", "state-missing-key", "state-extra-key",
-    "state-wrong-shape", "state-not-tensor", "categories-empty", "categories-str", "categories-no-id",
-    "categories-dup-id", "categories-fewer", "extra-list", "tensor", "state-nan",
-]  # fmt: skip
 for _command in ("predict", "export", "validate"):
-    for _name in _CKPT_BYTES:
+    for _name in corrupt.CHECKPOINT_KINDS:
         case(_command, f"ckpt-{_name}", lambda ws, n=_name, c=_command: _ckpt_commands(ws, _ckpt_bytes(ws, n), c),
              "{tmp}/model.pt")  # fmt: skip
-for _i, _name in enumerate(_CKPT_PAYLOADS):  # each payload once, the three commands in turn
+for _i, _name in enumerate(corrupt.CHECKPOINT_PAYLOADS):  # each payload once, the three commands in turn
     _command = ("predict", "export", "validate")[_i % 3]
     case(_command, f"ckpt-{_name}", lambda ws, n=_name, c=_command: _ckpt_commands(ws, _ckpt_payload(ws, n), c),
          "{tmp}/model.pt")  # fmt: skip
@@ -454,10 +452,9 @@ def _last_with_state(ws: Workspace, train_state: Any) -> Callable[[Path], None]:
     return write
 
 
-for _name in _CKPT_BYTES:
+for _name in corrupt.CHECKPOINT_KINDS:
     case("train", f"resume-last.pt-{_name}", lambda ws, n=_name: _resume_from(
-        ws, lambda p: p.write_bytes(dict(corrupt.checkpoint_bytes(ws.fixture("tiny_checkpoint"),
-                                                                   ws.tmp / "EXECUTED"))[n])), "{tmp}/run/last.pt")
+        ws, lambda path: path.write_bytes(_bad_ckpt_bytes(ws, n))), "{tmp}/run/last.pt")
 for _what, _state in [("no-train-state", None), ("state-list", [1]), ("state-no-config", {"model": {}}),
                       ("state-wrong-model", {"config": {}, "model": {"x": 1}})]:  # fmt: skip
     case("train", f"resume-{_what}", lambda ws, s=_state: _resume_from(ws, _last_with_state(ws, s)),
@@ -517,7 +514,8 @@ _BASES: dict[str, Callable[[Workspace], list[object]]] = {
                                "--quiet"],
 }
 
-# (command, option, impossible values): the values outside what the option means
+# (command, option, impossible values): the values outside what each option means, beyond the garbage every numeric
+# option gets (_numeric_options below)
 _OPTIONS: list[tuple[str, str, list[str]]] = [
     ("models", "--input-size", ["-32", "31", "33", "1.5", "abc", str(2**40)]),
     ("train", "--epochs", ["0", "-1", "1.5", "abc", ""]),
@@ -571,7 +569,32 @@ _OPTIONS: list[tuple[str, str, list[str]]] = [
     ("data import", "--from", ["coco", "", "LabelMe"]),
 ]
 
-for _command, _option, _values in _OPTIONS:
+
+
+def _numeric_options() -> list[tuple[str, str, list[str]]]:
+    """(command, option, values no number option can take) for every integer and float option of the CLI, read from
+    the CLI itself: a new numeric option gets these cases without a line here."""
+    from typer.main import get_command
+
+    from blitzmask_deploy.cli.app import app
+
+    garbage = {int: ["abc", "1.5", ""], float: ["abc", "", *_NON_FINITE]}
+    found = []
+    for name, group in get_command(app).commands.items():
+        for sub, command in (getattr(group, "commands", None) or {"": group}).items():
+            for param in command.params:
+                kind = typing.get_args(param.type_descriptor.annotation) or (param.type_descriptor.annotation,)
+                if param.param_type_name == "option" and kind[0] in garbage:
+                    found.append((f"{name} {sub}".strip(), param.opts[0], garbage[kind[0]]))
+    return found
+
+
+_GARBAGE = _numeric_options()
+_VALUES: dict[tuple[str, str], list[str]] = {}
+for _command, _option, _values in _OPTIONS + _GARBAGE:
+    _VALUES.setdefault((_command, _option), [])
+    _VALUES[_command, _option] += [v for v in _values if v not in _VALUES[_command, _option]]
+for (_command, _option), _values in _VALUES.items():
     for _value in _values:
         case(_command.split()[0], f"{_command.replace(' ', '-')}{_option}={_value[:12] or 'empty'}",
              lambda ws, c=_command, o=_option, v=_value: _with_option(_BASES[c](ws), o, v),
@@ -631,9 +654,9 @@ def _labelme_garbage(ws: Workspace, data: bytes) -> Path:
 for _name, _data in corrupt.GARBAGE_JSON[:5]:
     case("data", f"import-labelme:json-{_name}", lambda ws, d=_data: [
         "data", "import", _labelme_garbage(ws, d), ws.tmp / "out", "--from", "labelme"], "{tmp}/labelme/a.json")
-for _name, _ in corrupt.bad_images(b"\x89PNG" + bytes(100)):
+for _name in corrupt.IMAGE_KINDS:
     case("data", f"import-labelme:image-{_name}", lambda ws, n=_name: [
-        "data", "import", _labelme_source(ws, image=dict(corrupt.bad_images(_valid_png(ws)))[n]), ws.tmp / "out",
+        "data", "import", _labelme_source(ws, image=corrupt.bad_images(_valid_png(ws))[n]), ws.tmp / "out",
         "--from", "labelme"], "{tmp}/labelme/a.png")  # fmt: skip
 
 
@@ -661,6 +684,30 @@ case("data", "import:source-missing", lambda ws: ["data", "import", ws.tmp / "no
      "labelme"], "{tmp}/nope")  # fmt: skip
 case("data", "import:source-is-file", lambda ws: ["data", "import", ws.file("src.json", "{}"), ws.tmp / "out",
      "--from", "labelme"], "{tmp}/src.json")  # fmt: skip
+
+
+# -- input paths: missing, a file where a folder belongs and the reverse, an empty folder ----------------------------
+
+_INPUTS: dict[str, Callable[[Workspace, Path], list[object]]] = {  # (workspace, the input path) → args
+    "train --data": lambda ws, path: _train(ws, path),
+    "predict IMAGE": lambda ws, path: ["predict", ws.fixture("tiny_checkpoint"), path, "--out", ws.tmp / "out"],
+    "export --calib": lambda ws, path: ["export", ws.fixture("tiny_checkpoint"), "--out", ws.tmp / "export",
+                                        "--formats", "int8", "--calib", path],
+    "quant-debug --data": lambda ws, path: ["quant-debug", _export(ws), "--data", path, "--images", 1],
+    "validate --data": lambda ws, path: ["validate", ws.fixture("tiny_checkpoint"), "--data", path],
+    "validate --apk": lambda ws, path: ["validate", _export(ws), "--data", ws.fixture("synth_dataset"), "--device",
+                                        "local", "--store", ws.tmp / "s.sqlite", "--apk", path],
+    "data import SRC": lambda ws, path: ["data", "import", path, ws.tmp / "imported", "--from", "yolo"],
+}
+for _where, _args in _INPUTS.items():
+    _c = _where.split(" ", 1)[0]
+    _tag = _where.replace(" ", "")
+    case(_c, f"{_tag}:missing", lambda ws, a=_args: a(ws, ws.tmp / "nope"), "{tmp}/nope")
+    case(_c, f"{_tag}:empty-folder", lambda ws, a=_args: a(ws, ws.folder("empty")), "{tmp}/empty")
+    if _where not in ("predict IMAGE", "validate --apk"):  # those two want a file: a text file is the next case
+        case(_c, f"{_tag}:a-file", lambda ws, a=_args: a(ws, ws.file("notes.txt", "x")), "{tmp}/notes.txt")
+case("predict", "predict-IMAGE:a-text-file", lambda ws: _INPUTS["predict IMAGE"](ws, ws.file("a.png", "x")),
+     "{tmp}/a.png")  # fmt: skip
 
 
 # -- outputs: a file where a folder belongs, a non-empty folder, an unwritable folder ---------------------------------
@@ -842,15 +889,19 @@ def _corrupt_model_file(ws: Workspace, file: str, data: bytes) -> Path:
     return export
 
 
-for _name, _ in corrupt.model_file_bytes(bytes(200)):
+def _bad_model_file(ws: Workspace, fixture: str, file: str, kind: str) -> bytes:
+    """The bytes of a `kind` of corrupt `file` (of the export fixture, or the fixture itself when `file` is '')."""
+    source = ws.fixture(fixture) / file if file else ws.fixture(fixture)
+    return corrupt.model_file_bytes(source.read_bytes())[kind]
+
+
+for _name in corrupt.MODEL_FILE_KINDS:
     for _command, _file in (("coverage", "model_int8.tflite"), ("validate", "model_fp16.tflite"),
                             ("validate", "model.onnx"), ("quant-debug", "model_int8.tflite")):  # fmt: skip
         case(_command, f"{_file}-{_name}", lambda ws, n=_name, c=_command, f=_file: _reads_manifest(
-            ws, c, _corrupt_model_file(ws, f, dict(corrupt.model_file_bytes(
-                (ws.fixture("tiny_export") / f).read_bytes()))[n])), _file)  # fmt: skip
-    case("bench", f"tflite-{_name}", lambda ws, n=_name: [
-        "bench", ws.file("m.tflite", dict(corrupt.model_file_bytes(ws.fixture("bench_tflite").read_bytes()))[n]),
-        *_bench(ws, Path())[2:]], "{tmp}/m.tflite")  # fmt: skip
+            ws, c, _corrupt_model_file(ws, f, _bad_model_file(ws, "tiny_export", f, n))), _file)  # fmt: skip
+    case("bench", f"tflite-{_name}", lambda ws, n=_name: _bench(
+        ws, ws.file("m.tflite", _bad_model_file(ws, "bench_tflite", "", n))), "{tmp}/m.tflite")  # fmt: skip
 case("bench", "model-missing", lambda ws: _bench(ws, ws.tmp / "nope.tflite"),
      "{tmp}/nope.tflite")  # fmt: skip
 case("bench", "model-not-tflite", lambda ws: _bench(ws, ws.file("m.onnx", "x")),
@@ -1084,7 +1135,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
 # ONNX Runtime, torch's unpickler, PIL): what a library prints on the process's own stderr is seen here too.
 _NATIVE = ("bench:tflite-truncated", "coverage:model_int8.tflite-random", "validate:model.onnx-truncated",
            "quant-debug:model_int8.tflite-header-only", "predict:ckpt-pickle-that-executes", "predict:image-truncated",
-           "predict:ckpt-state-nan", "report:store-sqlite-truncated", "eval:pred:segmentation=\"rle\"")  # fmt: skip
+           "export:ckpt-state-nan", "report:store-sqlite-truncated", "eval:pred:segmentation=\"rle\"")  # fmt: skip
 _SAMPLE = [c for c in CASES if c.id in _NATIVE] + [
     next(c for c in CASES if c.command == name and not c.enforce_permissions and "card:" not in c.id)
     for name in dict.fromkeys(c.command for c in CASES)
@@ -1109,4 +1160,5 @@ def test_every_command_has_its_hostile_inputs() -> None:
     assert all(count >= 5 for count in per_command.values()), per_command
     assert len(CASES) >= 250
     assert len({c.id for c in CASES}) == len(CASES)
-    assert len(_SAMPLE) >= len(per_command) + len(_NATIVE)
+    assert set(_NATIVE) <= {c.id for c in CASES}, set(_NATIVE) - {c.id for c in CASES}
+    assert {(c, o) for c, o, _ in _GARBAGE} <= {(c, o) for c, o, _ in _OPTIONS}  # each also has its own limits

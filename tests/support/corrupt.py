@@ -13,7 +13,7 @@ import pickle
 import sqlite3
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def _label(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     text = json.dumps(value) if not isinstance(value, int) or abs(value) < 10**6 else "huge"
-    return text.replace(" ", "")[:16]
+    return text.replace(" ", "")[:28]
 
 
 def write_json(path: Path, value: Any) -> Path:
@@ -90,16 +90,19 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
 
 
-def bad_images(valid_png: bytes) -> list[tuple[str, bytes]]:
-    """(id, bytes) of image files that cannot be used: empty, truncated, not an image, lying about their size."""
-    return [
-        ("zero-bytes", b""),
-        ("truncated", valid_png[: len(valid_png) // 2]),
-        ("header-only", valid_png[:40]),
-        ("text", b"this is not an image\n"),
-        ("bomb-100k-square", png_header(100_000, 100_000)),
-        ("no-pixel-data", png_header(64, 64)),
-    ]
+def bad_images(valid_png: bytes) -> dict[str, bytes]:
+    """Image files that cannot be used (kind → bytes): empty, truncated, not an image, lying about their size."""
+    return {
+        "zero-bytes": b"",
+        "truncated": valid_png[: len(valid_png) // 2],
+        "header-only": valid_png[:40],
+        "text": b"this is not an image\n",
+        "bomb-100k-square": png_header(100_000, 100_000),
+        "no-pixel-data": png_header(64, 64),
+    }
+
+
+IMAGE_KINDS = tuple(bad_images(b""))
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------------------
@@ -115,19 +118,6 @@ class _Mark:
         return (open, (str(self.path), "w"))
 
 
-def checkpoint_bytes(valid: Path, mark: Path) -> list[tuple[str, bytes]]:
-    """(id, bytes) of checkpoint files that are not checkpoints; executing the pickle one would create `mark`."""
-    data = valid.read_bytes()
-    return [
-        ("empty", b""),
-        ("truncated", data[: len(data) // 2]),
-        ("first-kb", data[:1024]),
-        ("text", b"weights, promised\n"),
-        ("pickle-that-executes", pickle.dumps({"format": "blitzmask-checkpoint", "run": _Mark(mark)})),
-        ("zip-not-torch", _zip_bytes()),
-    ]
-
-
 def _zip_bytes() -> bytes:
     import zipfile
 
@@ -137,63 +127,98 @@ def _zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def checkpoint_payloads(valid: Path) -> list[tuple[str, Any]]:
-    """(id, object saved with torch.save) of payloads read fine by torch but not BlitzMask checkpoints: wrong tags,
-    missing keys, wrong types, weights that do not fit the config, bad categories."""
-    import torch
+def checkpoint_bytes(valid: bytes, mark: Path) -> dict[str, bytes]:
+    """Checkpoint files that are not checkpoints (kind → bytes); executing the pickle one would create `mark`."""
+    return {
+        "empty": b"",
+        "truncated": valid[: len(valid) // 2],
+        "first-kb": valid[:1024],
+        "text": b"weights, promised\n",
+        "pickle-that-executes": pickle.dumps({"format": "blitzmask-checkpoint", "run": _Mark(mark)}),
+        "zip-not-torch": _zip_bytes(),
+    }
 
-    good = torch.load(valid, map_location="cpu", weights_only=True)
-    state = good["state_dict"]
-    first = next(iter(state))
 
-    def with_(**changes: Any) -> dict:
-        return {**good, **changes}
+CHECKPOINT_KINDS = tuple(checkpoint_bytes(b"", Path("mark")))
 
-    def without(key: str) -> dict:
-        return {k: v for k, v in good.items() if k != key}
 
-    return [
-        ("list", [1, 2, 3]),
-        ("tensor", torch.zeros(3)),
-        ("no-format", without("format")),
-        ("other-format", with_(format="yolo")),
-        ("version-2", with_(version=2)),
-        ("version-str", with_(version="1")),
-        *((f"no-{key}", without(key)) for key in ("config", "state_dict", "categories")),
-        ("config-str", with_(config="blitzmask-tiny")),
-        ("config-unknown-key", with_(config={**good["config"], "colour": "red"})),
-        ("config-missing-key", with_(config={k: v for k, v in good["config"].items() if k != "backbone"})),
-        ("config-wrong-type", with_(config={**good["config"], "input_size": "sixty-four"})),
-        ("config-bad-backbone", with_(config={**good["config"], "backbone": "resnet9000"})),
-        ("config-huge-input", with_(config={**good["config"], "input_size": 10**9})),
-        ("config-negative-classes", with_(config={**good["config"], "num_classes": -1})),
-        ("state-list", with_(state_dict=[1, 2])),
-        ("state-missing-key", with_(state_dict={k: v for k, v in state.items() if k != first})),
-        ("state-extra-key", with_(state_dict={**state, "bogus.weight": torch.zeros(1)})),
-        ("state-wrong-shape", with_(state_dict={**state, first: torch.zeros(1, 2, 3)})),
-        ("state-not-tensor", with_(state_dict={**state, first: "weights"})),
-        ("state-nan", with_(state_dict={**state, first: torch.full_like(state[first], math.nan)})),
-        ("categories-empty", with_(categories=[])),
-        ("categories-str", with_(categories="disc")),
-        ("categories-no-id", with_(categories=[{"name": c.get("name")} for c in good["categories"]])),
-        ("categories-dup-id", with_(categories=[{**c, "id": 1} for c in good["categories"]])),
-        ("categories-fewer", with_(categories=good["categories"][:1])),
-        ("extra-list", with_(extra=[1])),
-    ]
+def _with(**changes: Any) -> Callable[[dict], Any]:
+    return lambda good: {**good, **changes}
+
+
+def _without(key: str) -> Callable[[dict], Any]:
+    return lambda good: {k: v for k, v in good.items() if k != key}
+
+
+def _config(**changes: Any) -> Callable[[dict], Any]:
+    return lambda good: {**good, "config": {**good["config"], **changes}}
+
+
+def _weights(spoil: Callable[[dict, str], dict]) -> Callable[[dict], Any]:
+    """A payload whose state_dict is `spoil(state_dict, its first key)`."""
+    return lambda good: {**good, "state_dict": spoil(good["state_dict"], next(iter(good["state_dict"])))}
+
+
+def _torch(make: Callable[[Any], Any]) -> Callable[[dict], Any]:
+    """A payload made with torch (imported when it is made)."""
+
+    def payload(good: dict) -> Any:
+        import torch
+
+        return make(torch)(good)
+
+    return payload
+
+
+# Payloads torch reads fine that are not BlitzMask checkpoints (kind → function of a good checkpoint's payload):
+# wrong tags, missing keys, wrong types, weights that do not fit the config, bad categories.
+CHECKPOINT_PAYLOADS: dict[str, Callable[[dict], Any]] = {
+    "list": lambda good: [1, 2, 3],
+    "tensor": _torch(lambda torch: lambda good: torch.zeros(3)),
+    "no-format": _without("format"),
+    "other-format": _with(format="yolo"),
+    "version-2": _with(version=2),
+    "version-str": _with(version="1"),
+    **{f"no-{key}": _without(key) for key in ("config", "state_dict", "categories")},
+    "config-str": _with(config="blitzmask-tiny"),
+    "config-unknown-key": _config(colour="red"),
+    "config-missing-key": lambda good: {**good, "config": {k: v for k, v in good["config"].items() if k != "backbone"}},
+    "config-wrong-type": _config(input_size="sixty-four"),
+    "config-bad-backbone": _config(backbone="resnet9000"),
+    "config-huge-input": _config(input_size=10**9),
+    "config-negative-classes": _config(num_classes=-1),
+    "config-huge-width": _config(width_mult=1e6),
+    "state-list": _with(state_dict=[1, 2]),
+    "state-missing-key": _weights(lambda state, first: {k: v for k, v in state.items() if k != first}),
+    "state-extra-key": _torch(lambda torch: _weights(lambda state, _: {**state, "bogus.weight": torch.zeros(1)})),
+    "state-wrong-shape": _torch(lambda torch: _weights(lambda state, first: {**state, first: torch.zeros(1, 2, 3)})),
+    "state-not-tensor": _weights(lambda state, first: {**state, first: "weights"}),
+    "state-nan": _torch(lambda torch: _weights(
+        lambda state, first: {**state, first: torch.full_like(state[first], math.nan)})),
+    "categories-empty": _with(categories=[]),
+    "categories-str": _with(categories="disc"),
+    "categories-no-id": lambda good: {**good, "categories": [{"name": c.get("name")} for c in good["categories"]]},
+    "categories-dup-id": lambda good: {**good, "categories": [{**c, "id": 1} for c in good["categories"]]},
+    "categories-fewer": lambda good: {**good, "categories": good["categories"][:1]},
+    "extra-list": _with(extra=[1]),
+}  # fmt: skip
 
 
 # -- model files ----------------------------------------------------------------------------------------------------
 
 
-def model_file_bytes(valid: bytes) -> list[tuple[str, bytes]]:
-    """(id, bytes) of .tflite / .onnx files that are not models: empty, truncated, garbage, the other format."""
-    return [
-        ("empty", b""),
-        ("truncated", valid[: len(valid) // 2]),
-        ("header-only", valid[:64]),
-        ("text", b"a model, honestly\n"),
-        ("random", bytes((i * 7919) % 251 for i in range(4096))),
-    ]
+def model_file_bytes(valid: bytes) -> dict[str, bytes]:
+    """.tflite / .onnx files that are not models (kind → bytes): empty, truncated, garbage."""
+    return {
+        "empty": b"",
+        "truncated": valid[: len(valid) // 2],
+        "header-only": valid[:64],
+        "text": b"a model, honestly\n",
+        "random": bytes((i * 7919) % 251 for i in range(4096)),
+    }
+
+
+MODEL_FILE_KINDS = tuple(model_file_bytes(b""))
 
 
 # -- stores ---------------------------------------------------------------------------------------------------------
