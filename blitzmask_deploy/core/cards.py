@@ -155,11 +155,15 @@ _Card = TypeVar("_Card", bound=BaseModel)
 
 def _load(path: Path, cls: type[_Card]) -> _Card:
     if not path.is_file():
-        raise BadInput(f"model card not found: {path}")
+        raise BadInput(f"card not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    except RecursionError:
+        raise BadInput(f"{path} is not valid YAML (nested too deeply)") from None
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read ({err.strerror or err})") from None
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: expected a mapping at the top level")
     try:

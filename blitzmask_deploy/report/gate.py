@@ -92,24 +92,9 @@ def budget_key(row: Row) -> str:
 
 def load_budget_file(path: Path) -> Any:
     """A NumericsCard read from an explicit numerics.yaml path; every budget a finite number >= 0."""
-    import yaml
-    from pydantic import ValidationError
+    from blitzmask_deploy.core.cards import load_numerics_file
 
-    from blitzmask_deploy.core.cards import NumericsCard
-
-    if not path.is_file():
-        raise BadInput(f"budgets file not found: {path}")
-    try:
-        card = NumericsCard.model_validate(yaml.safe_load(path.read_text()))
-    except yaml.YAMLError as err:
-        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "top level"
-        raise BadInput(f"{path}: invalid numerics card at '{where}': {' '.join(first['msg'].split())}") from None
-    except (ValueError, OSError, RecursionError) as err:  # the card's own checks, an unreadable or undecodable file
-        raise BadInput(f"{path}: invalid numerics card: {' '.join(str(err).split()) or type(err).__name__}") from None
-    return _checked(card, path)
+    return _checked(load_numerics_file(path), path)
 
 
 def _checked(card: Any, path: Path) -> Any:

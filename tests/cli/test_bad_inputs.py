@@ -1057,8 +1057,8 @@ for _field, _values in _CARD_FIELDS.items():
 
 
 def _with_card(ws: Workspace, field: str, value: Any, command: str) -> list[object]:
-    """Args for `command` with MODELS_DIR pointing at a copy of the cards whose blitzmask-tiny/model.yaml has
-    `field` set to `value` (set up through the BLITZMASK_MODELS_DIR of this process)."""
+    """Args for `command`, the model cards read from a copy whose blitzmask-tiny/model.yaml has `field` set to
+    `value`."""
     import yaml
 
     models = ws.copy("models_dir", "models")
@@ -1068,6 +1068,25 @@ def _with_card(ws: Workspace, field: str, value: Any, command: str) -> list[obje
     path.write_text(yaml.safe_dump(card))
     ws.models_dir = models
     return ["models", "blitzmask-tiny"] if command == "models" else _train(ws)
+
+
+def _update_cards_with(ws: Workspace, perf: bytes) -> list[object]:
+    """`report --update-cards` of a run of blitzmask-tiny, the cards read from a copy whose perf.yaml is `perf`."""
+    ws.models_dir = ws.copy("models_dir", "models")
+    (ws.models_dir / "blitzmask-tiny" / "perf.yaml").write_bytes(perf)
+    return ["report", make_run(ws.tmp / "run"), "--out", ws.tmp / "report", "--update-cards"]
+
+
+_PERF = [
+    *corrupt.GARBAGE_YAML,
+    ("measured-not-a-list", b"paper: null\nmeasured: {p50_ms: 3}\n"),
+    ("measured-wrong-precision", b"paper: null\nmeasured: [{date: '2026-01-01', device: x, delegate: cpu, "
+                                 b"precision: int4}]\n"),
+    ("paper-a-number", b"paper: 3\nmeasured: []\n"),
+    ("unknown-key", b"paper: null\nmeasured: []\ncolour: red\n"),
+]  # fmt: skip
+for _name, _data in _PERF:
+    case("report", f"card:perf.yaml-{_name}", lambda ws, d=_data: _update_cards_with(ws, d), "perf.yaml")
 
 
 # -- the test -------------------------------------------------------------------------------------------------------
