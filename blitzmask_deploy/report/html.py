@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import math
 import os
 import shutil
 import tempfile
@@ -15,7 +15,9 @@ from pathlib import Path
 from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.core.folders import signals_held
+from blitzmask_deploy.core.jsonio import read_json
 from blitzmask_deploy.core.version import VERSION
+from blitzmask_deploy.data.coco_check import is_finite
 from blitzmask_deploy.report import plots
 from blitzmask_deploy.report.gate import TABLE_HEADER, Budgets, GateResult, run_gate
 from blitzmask_deploy.report.markdown import HEADER, row_cells, summary_markdown
@@ -92,6 +94,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
     this call created."""
     cards = Budgets(budgets)
     file_budgets = {r.sha256: cards.ap_drop(r) for r in results.files()}
+    quant_debug = _quant_debug(results.source)
     try:
         gate, gate_error = run_gate(results, budgets=budgets), None
     except BadInput as err:
@@ -104,7 +107,7 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
         for left in out.glob(f"{_STAGING}*"):
             shutil.rmtree(left, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=out, prefix=_STAGING) as staging:
-            files = _render(results, Path(staging), file_budgets, gate, gate_error)
+            files = _render(results, Path(staging), file_budgets, gate, gate_error, quant_debug)
             with signals_held():
                 _move_into(out, files)
     except BaseException as err:
@@ -135,16 +138,21 @@ def _move_into(out: Path, files: ReportFiles) -> None:
 
 
 def _quant_debug(source: Path) -> dict:
-    """The first readable quant_debug.json in (or beside) the results, or {}."""
+    """The first quant_debug.json in (or beside) the results, checked (BadInput naming the file and the op when it
+    cannot be drawn; an SNR of +inf is an op without error), or {} when there is none."""
     candidates = sorted(source.rglob(QUANT_DEBUG_NAME)) if source.is_dir() else [source.parent / QUANT_DEBUG_NAME]
-    for path in candidates:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(data, dict):
-            return data
-    return {}
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("ops", []), list):
+        raise BadInput(f"{path} is not a quant_debug.json from 'blitzmask quant-debug' (no 'ops' list)")
+    for i, op in enumerate(data.get("ops", [])):
+        texts = ("module", "op", "group") if isinstance(op, dict) else ()
+        snr = op.get("snr_db") if texts else None
+        if not (is_finite(snr) or snr == math.inf) or not all(isinstance(op.get(k), str | None) for k in texts):
+            raise BadInput(f"{path}: ops[{i}] is not an op with an snr_db in dB and text module, op and group")
+    return data
 
 
 def _device_accuracy_section(results: Results) -> list[str]:
@@ -163,7 +171,12 @@ def _device_accuracy_section(results: Results) -> list[str]:
 
 
 def _render(
-    results: Results, out: Path, file_budgets: dict[str, float | None], gate: GateResult | None, gate_error: str | None
+    results: Results,
+    out: Path,
+    file_budgets: dict[str, float | None],
+    gate: GateResult | None,
+    gate_error: str | None,
+    quant_debug: dict,
 ) -> ReportFiles:
     """Write report.html, summary.md and the figures into `out` (a fresh folder)."""
     estimates = [(r, e) for r in results.benchmarked() if (e := estimate(r)) is not None]
@@ -195,7 +208,7 @@ def _render(
             "No roofline: needs the variant's GMACs in the export manifest and a benchmarked cell.",
         ),
         (
-            plots.plot_quant_debug(_quant_debug(results.source), out / QUANT_DEBUG_FIGURE),
+            plots.plot_quant_debug(quant_debug, out / QUANT_DEBUG_FIGURE),
             "Per-layer int8 error: output SNR against the fp32 file of the ops with the most error, coloured by "
             "backbone, neck and heads (from quant_debug.json, `blitzmask quant-debug`).",
             "No per-layer int8 error chart: no quant_debug.json next to the export (run blitzmask quant-debug).",

@@ -973,6 +973,25 @@ for _command in ("report", "gate"):
          "{tmp}/r.txt")  # fmt: skip
 
 
+def _with_quant_debug(ws: Workspace, data: bytes) -> list[object]:
+    """`report` of a run whose export holds `data` as its quant_debug.json."""
+    root = make_run(ws.tmp / "run")
+    (root / "export" / "quant_debug.json").write_bytes(data)
+    return ["report", root, "--out", ws.tmp / "report"]
+
+
+_QUANT_DEBUG = [
+    *corrupt.GARBAGE_JSON[:6],
+    ("ops-a-number", b'{"ops": 5}'),
+    ("op-not-an-object", b'{"ops": [3]}'),
+    ("snr-nan", b'{"ops": [{"snr_db": NaN, "module": "stem", "op": "CONV_2D", "group": "backbone"}]}'),
+    ("snr-text", b'{"ops": [{"snr_db": "low", "module": "stem", "op": "CONV_2D", "group": "backbone"}]}'),
+    ("group-a-list", b'{"ops": [{"snr_db": 3.0, "module": "stem", "op": "CONV_2D", "group": ["backbone"]}]}'),
+]
+for _name, _data in _QUANT_DEBUG:
+    case("report", f"quant_debug.json-{_name}", lambda ws, d=_data: _with_quant_debug(ws, d), "quant_debug.json")
+
+
 def _report_out(ws: Workspace, command: str) -> list[object]:
     return ["--out", ws.tmp / "report"] if command == "report" else []
 
