@@ -23,8 +23,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from blitzmask_deploy.core.artifacts import MANIFEST_NAME, VALIDATION_NAME
+from blitzmask_deploy.core.artifacts import MANIFEST_NAME, MAX_INPUT_SIZE, VALIDATION_NAME
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import check_writable
 from blitzmask_deploy.core.openmp import set_openmp_wait_policy
 
 
@@ -52,12 +53,15 @@ class DemoConfig:
 
     def check(self) -> None:
         """BadInput for options the demo cannot run with."""
-        if self.size % 32 or self.size < 64:
-            raise BadInput("--size must be a multiple of 32 and ≥ 64")
+        if self.size % 32 or not 64 <= self.size <= MAX_INPUT_SIZE:
+            raise BadInput(f"--size must be a multiple of 32 from 64 to {MAX_INPUT_SIZE}")
         if not (0 < self.minutes < math.inf) or self.runs < 1 or self.calib_images < 1:
             raise BadInput("--minutes must be a finite number > 0, --runs and --calib-images ≥ 1")
         if self.train_images < 1 or self.val_images < 1:
             raise BadInput("--train-images and --val-images must be ≥ 1")
+        from blitzmask_deploy.bench.discovery import check_servers
+
+        check_servers(self.adb)
 
 
 @dataclass
@@ -201,6 +205,7 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     """Run (or resume) the whole pipeline under `cfg.out`; returns where the report is."""
     cfg.check()
     out = cfg.out
+    check_writable(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     data, run, export_dir, store = out / "data", out / "train", out / "export", out / "results.sqlite"
     _check_reuse(cfg, data)

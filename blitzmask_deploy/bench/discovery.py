@@ -30,6 +30,21 @@ class DeviceEntry:
         return asdict(self)
 
 
+def check_servers(servers: list[str] | None) -> list[str] | None:
+    """`servers` (the --adb values) after checking each is HOST:PORT with a host name or address that can be looked
+    up (no spaces, NUL or stray brackets; IDNA-encodable); BadInput naming the first that is not."""
+    for address in servers or []:
+        host, _ = parse_server(address)
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            usable = bool(bare) and not any(c.isspace() or c in "[]\0/" for c in bare) and bool(bare.encode("idna"))
+        except UnicodeError:
+            usable = False
+        if not usable:
+            raise BadInput(f"--adb expects HOST:PORT with a usable host name or address, got {address!r}")
+    return servers
+
+
 def _adb_entries(server: str, with_info: bool, timeout: float) -> list[DeviceEntry]:
     import adbutils
 
@@ -53,6 +68,7 @@ def list_devices(
     servers: list[str] | None = None, *, with_info: bool = True, timeout: float = 10.0
 ) -> tuple[list[DeviceEntry], list[str]]:
     """(`local` + every device of every reachable adb server, notes about servers that could not be used)."""
+    check_servers(servers)
     host = host_device_info()
     entries = [DeviceEntry(LOCAL_SERIAL, "local", "device", host["model"], host["soc"], None, host["abi"])]
     notes = []
@@ -71,6 +87,9 @@ def open_devices(
     wanted: list[str], servers: list[str] | None = None, *, instrument_timeout: float = 600.0
 ) -> tuple[list[Device], list[str]]:
     """Resolve --device values ('all', 'local' or serials) into devices; BadInput for an unknown serial."""
+    check_servers(servers)
+    if not wanted:
+        raise BadInput("--device names no device (give 'all', 'local' or serials)")
     if set(wanted) == {LOCAL_SERIAL}:
         return [LocalDevice()], []
     entries, notes = list_devices(servers, with_info=False)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from blitzmask_deploy.bench.device import Device
 from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, RuntimeMissing
@@ -60,6 +61,7 @@ def expand_models(paths: list[Path]) -> list[ModelRef]:
                     check_io(file, entry)
                     models.append(ModelRef(file, entry.sha256, entry.name, manifest.variant, entry.precision))
         elif path.is_file() and path.suffix == ".tflite":
+            _interpreter(path)  # a file that is not a model is refused here, not measured as a failed cell
             models.append(ModelRef(path, sha256_file(path), path.stem))
         elif not path.exists():
             raise BadInput(f"model not found: {path}")
@@ -70,15 +72,20 @@ def expand_models(paths: list[Path]) -> list[ModelRef]:
     return models
 
 
-def check_io(file: Path, entry: ExportedFile) -> None:
-    """BadInput naming the first difference between the file's input/output tensors (name, shape, dtype, in the
-    file's order) and the manifest's spec of them."""
+def _interpreter(file: Path) -> Any:
+    """A LiteRT interpreter of `file` (not allocated); BadInput when the file is not a readable .tflite model."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interp = Interpreter(model_path=str(file))
+        return Interpreter(model_path=str(file))
     except (RuntimeError, ValueError) as err:
         raise BadInput(f"{file}: cannot be read as a .tflite model ({' '.join(str(err).split())})") from None
+
+
+def check_io(file: Path, entry: ExportedFile) -> None:
+    """BadInput naming the first difference between the file's input/output tensors (name, shape, dtype, in the
+    file's order) and the manifest's spec of them."""
+    interp = _interpreter(file)
     for kind, details, specs in (
         ("input", interp.get_input_details(), entry.inputs),
         ("output", interp.get_output_details(), entry.outputs),
@@ -222,7 +229,8 @@ def _device_worker(
 ) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(cells), desc=device.serial, position=position, file=sys.stderr, disable=not progress)
+    disable = None if progress else True  # None: shown on a terminal only
+    bar = tqdm(total=len(cells), desc=device.serial, position=position, file=sys.stderr, disable=disable)
     statuses = ("pending", "failed") if settings.retry_failed else ("pending",)
     try:
         todo = [c for c in cells if store.status(c.key) in statuses]

@@ -41,10 +41,17 @@ def devices_cmd(
         )
 
 
+def _temperature(value: float | None) -> float | None:
+    """Option callback: a finite temperature, not below absolute zero."""
+    if finite(value) is not None and value < -273.15:
+        raise typer.BadParameter(f"{value} °C is below absolute zero")
+    return value
+
+
 def _thread_counts(value: str) -> list[int]:
     """'1,4' → [1, 4]; each a thread count from 1 to MAX_THREADS."""
-    items = split_csv(value)
-    if not items or not all(v.isdigit() and 0 < int(v) <= MAX_THREADS for v in items):
+    items = [v.strip() for v in value.split(",")]
+    if not all(v.isascii() and v.isdigit() and 0 < int(v) <= MAX_THREADS for v in items):
         raise BadInput(f"--threads expects positive integers up to {MAX_THREADS} separated by commas, got '{value}'")
     return [int(v) for v in items]
 
@@ -60,7 +67,7 @@ def bench_cmd(
     cooldown_c: float | None = typer.Option(
         None,
         "--cooldown-c",
-        callback=finite,
+        callback=_temperature,
         help="Before each cell wait until the hottest thermal zone is below this °C.",
     ),
     cooldown_max_s: float = typer.Option(
@@ -87,7 +94,7 @@ def bench_cmd(
     from blitzmask_deploy.bench.runner import Settings, expand_models, run_sweep
 
     settings = Settings(
-        delegates=split_csv(delegate, set(DELEGATES), "delegate") or list(DELEGATES[1:2]),
+        delegates=split_csv(delegate, set(DELEGATES), "delegate"),
         threads=_thread_counts(threads),
         warmup=warmup,
         runs=runs,
@@ -110,7 +117,7 @@ def bench_cmd(
         raise typer.Exit(130) from None
     counts = sweep.counts(results)
     rows = results.cells(keys=sweep.keys)
-    wanted_all = "all" in (split_csv(device) or ["all"])
+    wanted_all = "all" in split_csv(device, what="device")
     absent = _pending_elsewhere(results, refs, {d.serial for d in devices}) if wanted_all else {}
     if as_json:
         emit_json(

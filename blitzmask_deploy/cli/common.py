@@ -60,10 +60,13 @@ def finite(value: float | None) -> float | None:
 
 
 def split_csv(value: str | None, allowed: set[str] | None = None, what: str = "value") -> list[str]:
-    """Parse 'a,b,c' into a list, checking each item against `allowed` when given."""
+    """Parse 'a,b,c' into a list, checking each item against `allowed` when given; a value naming nothing (e.g. ''
+    or ',') is BadInput."""
     if value is None:
         return []
     items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise BadInput(f"no {what} in {value!r}: give one or more, separated by commas")
     if allowed is not None:
         unknown = [v for v in items if v not in allowed]
         if unknown:
@@ -81,7 +84,8 @@ def open_cli_devices(device: str | None, adb: list[str], timeout: float) -> list
     """The devices `--device` names (default all) on the `--adb` servers; a line per note; BadInput when none."""
     from blitzmask_deploy.bench.discovery import open_devices
 
-    devices, notes = open_devices(split_csv(device) or ["all"], adb or None, instrument_timeout=timeout)
+    wanted = split_csv(device, what="device") if device is not None else ["all"]
+    devices, notes = open_devices(wanted, adb or None, instrument_timeout=timeout)
     for note in notes:
         info(note)
     if not devices:

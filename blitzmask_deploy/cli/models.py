@@ -18,14 +18,11 @@ def models_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """List BlitzMask variants: backbone, parameters, GMACs at the default (or given) input size."""
-    from blitzmask_deploy.core.errors import BadInput
     from blitzmask_deploy.modeling.registry import list_variants, variant_config
 
-    if input_size and (input_size < 32 or input_size % 32):
-        raise BadInput(f"--input-size must be a positive multiple of 32, got {input_size}")
     selected = names or list_variants()
-    for name in selected:
-        variant_config(name)  # unknown name → BadInput before torch is imported
+    for name in selected:  # an unknown name or impossible size → BadInput before torch is imported
+        variant_config(name, **({"input_size": input_size} if input_size else {}))
 
     import torch
 

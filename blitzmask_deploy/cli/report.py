@@ -28,16 +28,14 @@ def report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Write a self-contained report.html (Pareto, latency, AP drop, thermal, roofline) and summary.md."""
+    from blitzmask_deploy.report.cards import read_perf_cards, update_perf_cards
     from blitzmask_deploy.report.html import write_report
     from blitzmask_deploy.report.sources import load_results
 
     loaded = load_results(existing_path(results, "results"))
+    cards = read_perf_cards(loaded) if update_cards else {}  # a card that cannot be read: before anything is written
     files = write_report(loaded, out, budgets=budgets)
-    updated: list[str] = []
-    if update_cards:
-        from blitzmask_deploy.report.cards import update_perf_cards
-
-        updated = [str(p) for p in update_perf_cards(loaded)]
+    updated = [str(p) for p in update_perf_cards(loaded, cards=cards)] if update_cards else []
     if as_json:
         emit_json(
             {

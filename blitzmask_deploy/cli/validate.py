@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from blitzmask_deploy.cli.common import emit_verdict, existing_path, info, open_cli_devices, open_store, split_csv
+from blitzmask_deploy.cli.common import (
+    emit_verdict,
+    existing_path,
+    finite,
+    info,
+    open_cli_devices,
+    open_store,
+    split_csv,
+)
 from blitzmask_deploy.core.errors import BadInput
 
 
@@ -34,15 +42,22 @@ def validate_cmd(
     store: Path | None = typer.Option(
         None, "--store", help="With --device: SQLite result store (the one `bench` uses; reruns resume)."
     ),
-    timeout: float = typer.Option(600.0, "--timeout", min=1, help="Seconds allowed for one am instrument call."),
+    timeout: float = typer.Option(
+        600.0, "--timeout", min=1, callback=finite, help="Seconds allowed for one am instrument call."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Mask AP (and drop, parity, host latency for exports) on the dataset's val split; with --device, the AP of
     every .tflite file on each device and delegate beside its host AP."""
     existing_path(model, "model")
     existing_path(data, "dataset")
+    from blitzmask_deploy.bench.discovery import check_servers
+    from blitzmask_deploy.bench.protocol import DELEGATES
+
+    delegates = split_csv(delegate, set(DELEGATES), "delegate")
+    check_servers(adb)
     if device is not None:
-        _validate_on_devices(model, data, device, delegate, threads, adb, apk, store, timeout, max_images, as_json)
+        _validate_on_devices(model, data, device, delegates, threads, adb, apk, store, timeout, max_images, as_json)
         return
     if model.is_dir():
         from blitzmask_deploy.core.artifacts import VALIDATION_NAME
@@ -65,7 +80,7 @@ def _validate_on_devices(
     model: Path,
     data: Path,
     device: str,
-    delegate: str,
+    delegates: list[str],
     threads: int,
     adb: list[str],
     apk: Path | None,
@@ -74,7 +89,6 @@ def _validate_on_devices(
     max_images: int,
     as_json: bool,
 ) -> None:
-    from blitzmask_deploy.bench.protocol import DELEGATES
     from blitzmask_deploy.validate.device import run_validate_device
 
     if store is None:
@@ -83,7 +97,6 @@ def _validate_on_devices(
         raise BadInput(f"--device needs an export directory, got {model}")
     if apk is not None and not apk.is_file():
         raise BadInput(f"APK not found: {apk}")
-    delegates = split_csv(delegate, set(DELEGATES), "delegate") or ["xnnpack"]
     devices = open_cli_devices(device, adb, timeout)
     results = open_store(store)
     try:

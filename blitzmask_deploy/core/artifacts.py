@@ -7,18 +7,19 @@ exact input/output tensor spec (names, shapes, NHWC layout, dtypes, int8 scale/z
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.jsonio import read_json, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 VALIDATION_NAME = "validation.json"  # written beside the manifest by `blitzmask validate EXPORT_DIR`
 QUANT_DEBUG_NAME = "quant_debug.json"  # written beside the manifest by `blitzmask quant-debug EXPORT_DIR`
 SCHEMA_VERSION = 1
+MAX_INPUT_SIZE = 4096  # pixels: a larger square model input is a typo (one such image already takes 200 MB)
 EXPORT_FORMATS = ("fp32", "fp16", "int8", "onnx")  # what `blitzmask export --formats` takes, in export order
 FILE_NAMES = {  # the file each format is written to inside an export directory
     "fp32": "model_fp32.tflite",
@@ -44,7 +45,7 @@ class TensorSpec(_Strict):
 
     name: str
     tensor: str | None = None  # the tensor's own name inside the file, when it differs from `name` (the head)
-    shape: list[int]
+    shape: list[Annotated[StrictInt, Field(ge=1)]] = Field(min_length=1)
     dtype: Literal["float32", "float16", "int8", "uint8", "int32", "int64"]
     layout: Literal["NHWC", "NCHW"] = "NHWC"
     quant: QuantParams | None = None
@@ -65,14 +66,22 @@ class ExportedFile(_Strict):
     file: str
     format: Literal["tflite", "onnx"]
     precision: Literal["fp32", "fp16", "int8"]
-    sha256: str
-    bytes: int
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: StrictInt = Field(ge=0)
+    inputs: list[TensorSpec] = Field(min_length=1)
+    outputs: list[TensorSpec] = Field(min_length=1)
     op_precisions: list[OpPrecision] | None = None  # int8 files: the ops not in full int8 (empty: all of them)
     int8_mac_share: float | None = None  # int8 files: share of the model's MACs in full int8
     host_ap_drop: float | None = None  # int8 files on an AP budget: mask-AP drop vs the checkpoint (fraction)
     activation_headroom: float | None = None  # int8 files: factor every calibrated activation range was widened by
+
+    @field_validator("file")
+    @classmethod
+    def _inside_the_folder(cls, file: str) -> str:
+        """A plain file name: an exported file lies in the export directory itself, never elsewhere."""
+        if file in ("", ".", "..") or "/" in file or "\\" in file or "\0" in file:
+            raise ValueError(f"{file!r} is not the name of a file inside the export directory")
+        return file
 
     @property
     def name(self) -> str:
@@ -84,7 +93,7 @@ class CheckpointRef(_Strict):
     """The checkpoint the export came from."""
 
     path: str
-    sha256: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class CalibrationRecord(_Strict):
@@ -99,9 +108,9 @@ class CalibrationRecord(_Strict):
 class Manifest(_Strict):
     """Everything downstream needs to know about an export directory."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: StrictInt = SCHEMA_VERSION
     variant: str
-    input_size: int
+    input_size: StrictInt = Field(ge=32, le=MAX_INPUT_SIZE, multiple_of=32)
     categories: list[dict]
     architecture: dict = {}
     checkpoint: CheckpointRef
@@ -137,10 +146,7 @@ def load_manifest(export_dir: Path) -> Manifest:
     path = manifest_path(export_dir)
     if not path.exists():
         raise BadInput(f"no {MANIFEST_NAME} in {export_dir} (is it an export directory from 'blitzmask export'?)")
-    try:
-        raw = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadInput(f"{path} is not valid JSON: {err}") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise BadInput(f"{path} is not a BlitzMask manifest (expected a JSON object)")
     if raw.get("schema_version") != SCHEMA_VERSION:
@@ -155,11 +161,7 @@ def load_manifest(export_dir: Path) -> Manifest:
 
 def write_manifest(manifest: Manifest, export_dir: Path) -> Path:
     """Write `manifest.json` atomically into `export_dir`."""
-    path = export_dir / MANIFEST_NAME
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest.model_dump(), indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(export_dir / MANIFEST_NAME, manifest.model_dump())
 
 
 def verify_file(export_dir: Path, entry: ExportedFile) -> Path:

@@ -28,7 +28,10 @@ class _Strict(BaseModel):
 
 
 class ModelCard(_Strict):
-    """`model.yaml`: the architecture and default input of a variant (mirrors `ModelConfig`)."""
+    """`model.yaml`: the architecture and default input of a variant (mirrors `ModelConfig`; no value is converted
+    from another type)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     variant: str
     description: str = ""
@@ -152,11 +155,15 @@ _Card = TypeVar("_Card", bound=BaseModel)
 
 def _load(path: Path, cls: type[_Card]) -> _Card:
     if not path.is_file():
-        raise BadInput(f"model card not found: {path}")
+        raise BadInput(f"card not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    except RecursionError:
+        raise BadInput(f"{path} is not valid YAML (nested too deeply)") from None
+    except OSError as err:
+        raise BadInput(f"{path}: cannot read ({err.strerror or err})") from None
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: expected a mapping at the top level")
     try:

@@ -10,6 +10,8 @@ class-index order (index i of the model's classes is the dataset's category `cat
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,11 @@ def read_checkpoint(path: Path, *, map_location: str = "cpu") -> CheckpointFile:
     if not path.is_file():
         raise BadInput(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a foreign file's pickle protocol: the line below says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # weights_only refused to build an object: the pickle is never run
+        raise BadInput(f"{path}: not a BlitzMask checkpoint (it holds Python objects other than weights)") from None
     except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BadInput(f"{path}: not a readable checkpoint ({reason[:200]})") from None
@@ -84,6 +90,9 @@ def read_checkpoint(path: Path, *, map_location: str = "cpu") -> CheckpointFile:
         raise BadInput(f"{path}: checkpoint config and state_dict must be mappings")
     if not isinstance(extra, dict):
         raise BadInput(f"{path}: checkpoint 'extra' must be a mapping")
+    for key, value in payload["state_dict"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise BadInput(f"{path}: checkpoint weight {key} holds NaN or infinite values")
     return CheckpointFile(
         path=path,
         sha256=sha256_file(path),

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,27 @@ def signals_held() -> Iterator[None]:
                 previous[num](num, frame)
             elif previous[num] == signal.SIG_DFL:
                 signal.raise_signal(num)
+
+
+def check_writable(folder: Path, what: str, *, beside: bool = False) -> None:
+    """BadInput naming `folder` (the `what` option or argument) unless files can be created in it (`beside`: next to
+    it, where a folder replaced whole is built) or, when that does not exist yet, in its nearest existing ancestor,
+    which must be a folder. Checked by creating and deleting an empty file, so that a command finds an unwritable
+    output before its work, not after it."""
+    folder = Path(folder).absolute()
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{what} {folder} exists and is not a folder")
+    base = folder.parent if beside else folder
+    while not base.exists() and base.parent != base:
+        base = base.parent
+    if not base.is_dir():
+        raise BadInput(f"{what} {folder}: {base} is not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=base, prefix=".blitzmask-write-check-")
+    except OSError as err:
+        raise BadInput(f"{what} {folder}: cannot write into {base} ({err.strerror or err})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def check_output_folder(out: Path, overwrite: bool) -> None:

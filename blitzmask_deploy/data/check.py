@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.core.masks import rle_strings_coverage, segmentation_to_rle
-from blitzmask_deploy.data.coco_check import bbox_problem, is_int, load_coco_json, segmentation_problem
+from blitzmask_deploy.data.coco_check import annotation_problem, image_size_problem, is_int, load_coco_json
 from blitzmask_deploy.data.images import read_image
 
 SPLITS = ("train", "val")
@@ -217,8 +217,9 @@ class _SplitCheck:
             if not self._new_id(img["id"], sizes, where, "image"):
                 continue
             h, w = img["height"], img["width"]
-            if not (is_int(h) and is_int(w) and min(h, w) >= 1):
-                self.problem("bad-record", where, f"invalid size {w}x{h}")
+            size_problem = image_size_problem(h, w)
+            if size_problem:
+                self.problem("bad-record", where, size_problem)
                 continue
             sizes[img["id"]] = (h, w)
             file = self._image_file(img["file_name"], where)
@@ -264,19 +265,11 @@ class _SplitCheck:
                 continue
             if "id" in ann and self._new_id(ann["id"], seen, where, "annotation"):
                 seen.add(ann["id"])
-            if ann["image_id"] not in sizes:
-                self.problem("unknown-id", where, f"unknown image id {ann['image_id']}")
-                continue
-            if ann["category_id"] not in self.categories:
-                self.problem("unknown-id", where, f"unknown category id {ann['category_id']}")
+            problem = annotation_problem(ann, sizes, self.categories)
+            if problem:
+                self.problem(_kind(problem), where, problem)
                 continue
             h, w = sizes[ann["image_id"]]
-            problem = segmentation_problem(ann["segmentation"], h, w)
-            if problem is None and ann.get("bbox") is not None:
-                problem = bbox_problem(ann["bbox"], h, w)
-            if problem:
-                self.problem("outside-image" if "outside" in problem else "bad-segmentation", where, problem)
-                continue
             usable.append((where, ann, h, w))
         usable = self._valid_rles(usable)
         areas = [float(mask_utils.area(segmentation_to_rle(a["segmentation"], h, w))) for _, a, h, w in usable]
@@ -305,6 +298,15 @@ class _SplitCheck:
         size = "small" if area < SIZE_LIMITS[0] else "medium" if area < SIZE_LIMITS[1] else "large"
         st.sizes[size] += 1
         self._annotated.add(ann["image_id"])
+
+
+def _kind(problem: str) -> str:
+    """The problem kind of an annotation problem message."""
+    if "unknown" in problem:
+        return "unknown-id"
+    if "outside" in problem:
+        return "outside-image"
+    return "bad-segmentation" if problem.startswith("segmentation") else "bad-record"
 
 
 def _is_compressed(seg: Any) -> bool:

@@ -11,7 +11,6 @@ buffers are refused, so memory and time stay proportional to the file's size.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import numbers
 from collections.abc import Collection, Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.jsonio import read_json
 from blitzmask_deploy.core.masks import check_compressed_rles
 
 _EDGE_TOLERANCE = 1.0  # pixels: COCO files often store coordinates a rounding error past the border
@@ -39,18 +39,6 @@ def load_coco_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a JSON object with images, annotations, categories")
     return data
-
-
-def read_json(path: Path) -> Any:
-    """Any JSON value from `path`; unreadable, undecodable, too deeply nested or too long numbers are BadInput."""
-    try:
-        return json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, and ints over Python's digit limit
-        raise BadInput(f"{path}: not valid JSON ({' '.join(str(err).split())})") from None
-    except RecursionError:
-        raise BadInput(f"{path}: not valid JSON (nested too deeply)") from None
-    except OSError as err:
-        raise BadInput(f"{path}: cannot read ({err.strerror or err})") from None
 
 
 def check_coco(coco: Any, path: Path) -> None:
@@ -125,11 +113,9 @@ def _check_images(images: list, path: Path) -> dict[int, tuple[int, int]]:
             _check_id(img["id"], sizes, "image")
             if not isinstance(img["file_name"], str) or not img["file_name"]:
                 raise _Problem(f"file_name must be a non-empty string, got {img['file_name']!r:.40}")
-            for key in ("height", "width"):
-                if not is_int(img[key]) or not 1 <= img[key] <= MAX_SIDE:
-                    raise _Problem(f"{key} must be an integer from 1 to {MAX_SIDE}, got {img[key]!r:.40}")
-            if img["height"] * img["width"] > MAX_PIXELS:
-                raise _Problem(f"size {img['width']}x{img['height']} has more than {MAX_PIXELS} pixels")
+            problem = image_size_problem(img["height"], img["width"])
+            if problem:
+                raise _Problem(problem)
         sizes[img["id"]] = (img["height"], img["width"])
     return sizes
 
@@ -139,21 +125,37 @@ def _check_annotation(ann: dict, ids: set[int], sizes: dict[int, tuple[int, int]
     if "id" in ann:
         _check_id(ann["id"], ids, "annotation")
         ids.add(ann["id"])
-    for key, known, what in (("image_id", sizes, "image"), ("category_id", cat_ids, "category")):
-        if not is_int(ann[key]):
-            raise _Problem(f"{key} must be an integer, got {ann[key]!r:.40}")
-        if ann[key] not in known:
-            raise _Problem(f"{key} refers to unknown {what} id {ann[key]}")
-    if "iscrowd" in ann and not (is_int(ann["iscrowd"]) and ann["iscrowd"] in (0, 1)):
-        raise _Problem(f"iscrowd must be 0 or 1, got {ann['iscrowd']!r:.40}")
-    if ann.get("area") is not None and not (is_finite(ann["area"]) and ann["area"] >= 0):
-        raise _Problem(f"area must be a finite number >= 0, got {ann['area']!r:.40}")
-    h, w = sizes[ann["image_id"]]
-    problem = segmentation_problem(ann["segmentation"], h, w) or (
-        bbox_problem(ann["bbox"], h, w) if "bbox" in ann else None
-    )
+    problem = annotation_problem(ann, sizes, cat_ids)
     if problem:
         raise _Problem(problem)
+
+
+def image_size_problem(height: Any, width: Any) -> str | None:
+    """Why an image record's height and width are not a usable size, or None."""
+    for key, value in (("height", height), ("width", width)):
+        if not is_int(value) or not 1 <= value <= MAX_SIDE:
+            return f"{key} must be an integer from 1 to {MAX_SIDE}, got {value!r:.40}"
+    if height * width > MAX_PIXELS:
+        return f"size {width}x{height} has more than {MAX_PIXELS} pixels"
+    return None
+
+
+def annotation_problem(ann: dict, sizes: dict[int, tuple[int, int]], cat_ids: Collection[int]) -> str | None:
+    """Why one annotation (an object with image_id, category_id and segmentation) cannot be used, or None: its
+    references (to images of `sizes`, (h, w) by id, and to `cat_ids`), iscrowd, area, segmentation and bbox."""
+    for key, known, what in (("image_id", sizes, "image"), ("category_id", cat_ids, "category")):
+        if not is_int(ann[key]):
+            return f"{key} must be an integer, got {ann[key]!r:.40}"
+        if ann[key] not in known:
+            return f"{key} refers to unknown {what} id {ann[key]}"
+    if "iscrowd" in ann and not (is_int(ann["iscrowd"]) and ann["iscrowd"] in (0, 1)):
+        return f"iscrowd must be 0 or 1, got {ann['iscrowd']!r:.40}"
+    if ann.get("area") is not None and not (is_finite(ann["area"]) and ann["area"] >= 0):
+        return f"area must be a finite number >= 0, got {ann['area']!r:.40}"
+    h, w = sizes[ann["image_id"]]
+    return segmentation_problem(ann["segmentation"], h, w) or (
+        bbox_problem(ann["bbox"], h, w) if "bbox" in ann else None
+    )
 
 
 def _check_id(value: Any, seen: Collection[int], what: str) -> None:

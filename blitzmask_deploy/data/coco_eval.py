@@ -29,8 +29,9 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.jsonio import read_json
 from blitzmask_deploy.core.masks import check_compressed_rles, segmentation_to_rle
-from blitzmask_deploy.data.coco_check import bbox_problem, check_coco, is_finite, is_int, read_json, rle_size_problem
+from blitzmask_deploy.data.coco_check import bbox_problem, check_coco, is_finite, is_int, rle_size_problem
 
 METRIC_KEYS = ("mask_ap", "mask_ap50", "mask_ap75", "mask_ap_small", "mask_ap_medium", "mask_ap_large", "box_ap")
 BACKENDS = ("faster", "pycocotools")

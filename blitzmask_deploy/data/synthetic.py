@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from blitzmask_deploy.core.folders import replace_folder, sibling
+from blitzmask_deploy.core.folders import check_writable, replace_folder, sibling
 from blitzmask_deploy.core.masks import masks_to_rle
 
 CATEGORIES: list[dict] = [
@@ -54,6 +54,8 @@ MAX_INSTANCES = 15
 MIN_VISIBLE_PX = 20
 JPEG_QUALITY = 95
 _PARALLEL_MIN_IMAGES = 64
+MAX_SIZE = 4096  # pixels: a larger image side is a typo
+MAX_WORKERS = 256
 
 
 @lru_cache(maxsize=4)
@@ -213,7 +215,7 @@ def _write_split(root: Path, split: str, n: int, size: int, seed: int, workers: 
     out_dir = root / "images" / split
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(seed, split, i, size, str(out_dir)) for i in range(n)]
-    bar = tqdm(total=n, desc=f"synth {split}", unit="img", file=sys.stderr, disable=not progress)
+    bar = tqdm(total=n, desc=f"synth {split}", unit="img", file=sys.stderr, disable=None if progress else True)
     images, annotations = [], []
 
     def collect(results: Iterable[tuple[dict, list[dict]]]) -> None:
@@ -264,10 +266,15 @@ def generate_dataset(
 
     if train < 0 or val < 0:
         raise BadInput(f"image counts must be >= 0 (got train={train}, val={val})")
-    if size < 32:
-        raise BadInput(f"image size must be >= 32 (got {size})")
+    if not 32 <= size <= MAX_SIZE:
+        raise BadInput(f"image size must be from 32 to {MAX_SIZE} (got {size})")
+    if seed < 0:
+        raise BadInput(f"the seed must be >= 0 (got {seed})")
+    if workers is not None and not 0 <= workers <= MAX_WORKERS:
+        raise BadInput(f"workers must be from 0 to {MAX_WORKERS} (got {workers})")
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     root = Path(root)
+    check_writable(root, "output", beside=True)
     staging = sibling(root.resolve(), "synth")
     try:
         for split, n in (("train", train), ("val", val)):

@@ -34,5 +34,5 @@ def calibration_images(data: Path, input_size: int, count: int, *, progress: boo
     files = calibration_files(data, count)
     return [
         preprocess(read_image(path), input_size)[0]
-        for path in tqdm(files, desc="calibration images", disable=not progress, leave=False)
+        for path in tqdm(files, desc="calibration images", disable=None if progress else True, leave=False)
     ]

@@ -35,7 +35,7 @@ from blitzmask_deploy.core.artifacts import (
     write_manifest,
 )
 from blitzmask_deploy.core.errors import BadInput
-from blitzmask_deploy.core.folders import replace_folder, sibling
+from blitzmask_deploy.core.folders import check_writable, replace_folder, sibling
 
 _TOOLCHAIN = ("torch", "litert-torch", "ai-edge-quantizer", "ai-edge-litert", "onnx", "onnxruntime", "blitzmask-deploy")
 _SCRATCH_FP32 = ".model_fp32.scratch.tflite"  # the fp32 intermediate of fp16 and int8 when fp32 is not wanted
@@ -108,6 +108,7 @@ def export_model(
     _check_formats(formats, calib, int8_budget, calib_algorithm, calib_headroom)
     target = Path(out).resolve()
     _check_out(target)
+    check_writable(target, "--out", beside=True)
     wanted = [f for f in EXPORT_FORMATS if f in formats]
     calibration = calibration_images(calib, input_size, calib_images, progress=progress) if "int8" in wanted else []
     ap_drop = _ap_drop_on(model, calib, input_size, categories) if int8_budget is not None else None

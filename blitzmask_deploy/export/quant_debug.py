@@ -6,7 +6,6 @@ float (`blitzmask quant-debug`; written to `EXPORT_DIR/quant_debug.json`).
 from __future__ import annotations
 
 import enum
-import json
 import math
 import tempfile
 from collections.abc import Sequence
@@ -15,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME, ExportedFile, load_manifest, verify_file
+from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME, ExportedFile, load_manifest, sha256_file, verify_file
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import check_writable
+from blitzmask_deploy.core.jsonio import write_json_atomic
 from blitzmask_deploy.export.tflite import SIGNATURE
 from blitzmask_deploy.export.wrapper import HEADS, INPUT_NAME
 
@@ -135,7 +136,8 @@ def file_ap(path: Path, dataset, *, max_images: int = 0, threads: int = 2) -> fl
 
     inputs, outputs = tflite_io(path)
     spec = ExportedFile(
-        file=path.name, format="tflite", precision="int8", sha256="", bytes=0, inputs=inputs, outputs=outputs
+        file=path.name, format="tflite", precision="int8", sha256=sha256_file(path), bytes=path.stat().st_size,
+        inputs=inputs, outputs=outputs,
     )
     runtime = LiteRTRuntime(path, spec, threads=threads)
     run = predict_dataset(runtime, dataset, max_images=max_images, progress=False)
@@ -155,6 +157,7 @@ def run_quant_debug(
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
     fp32, int8 = (_file(export_dir, manifest, precision) for precision in ("fp32", "int8"))
+    check_writable(export_dir, "export directory")  # quant_debug.json goes there: known before the work
     inputs = calibration_images(Path(data), manifest.input_size, images, progress=progress)
     ops = op_errors(fp32, int8, inputs, threads=threads)
     dataset = CocoDataset.from_split(Path(data), "val") if _has_val(Path(data)) else None
@@ -183,7 +186,7 @@ def run_quant_debug(
         int8_mask_ap=int8_ap,
         ops=ops,
     )
-    (export_dir / QUANT_DEBUG_NAME).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    write_json_atomic(export_dir / QUANT_DEBUG_NAME, result.to_json())
     return result
 
 
@@ -192,9 +195,17 @@ def _has_val(data: Path) -> bool:
 
 
 def _file(export_dir: Path, manifest, precision: str) -> Path:
+    """The export's .tflite file of `precision`, checked against the manifest and readable as a model."""
+    from blitzmask_deploy.export.iospec import tflite_io
+
     for entry in manifest.files:
         if entry.format == "tflite" and entry.precision == precision:
-            return verify_file(export_dir, entry)
+            path = verify_file(export_dir, entry)
+            try:
+                tflite_io(path)
+            except (RuntimeError, ValueError) as err:
+                raise BadInput(f"{path}: cannot be read as a .tflite model ({' '.join(str(err).split())})") from None
+            return path
     raise BadInput(
         f"{export_dir}: quant-debug needs the tflite-fp32 and tflite-int8 files (export --formats fp32,int8)"
     )

@@ -33,7 +33,8 @@ def predict_dataset(
     if progress:
         from tqdm import tqdm
 
-        indices = tqdm(indices, desc=desc or f"predict {runtime.name}", unit="img", file=sys.stderr, leave=False)
+        desc = desc or f"predict {runtime.name}"
+        indices = tqdm(indices, desc=desc, unit="img", file=sys.stderr, leave=False, disable=None)
     for i in indices:
         sample = dataset[i]
         x, info = preprocess(sample.image, runtime.input_size)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from blitzmask_deploy.core.checkpoints import read_checkpoint
+from blitzmask_deploy.core.folders import check_writable
 from blitzmask_deploy.data.images import read_image
 from blitzmask_deploy.inference.decode import decode, to_coco_results
 from blitzmask_deploy.inference.overlay import save_overlay
@@ -18,6 +19,7 @@ def predict_images(ckpt: Path, images: list[Path], out: Path, *, score_threshold
     """Predict each image with checkpoint `ckpt`: writes OUT/<stem>.png overlays and OUT/predictions.json
     (COCO results with `file_name` and the checkpoint's category ids; image ids are 1.. in argument order).
     Returns a summary."""
+    check_writable(out, "--out")
     pixels = [read_image(Path(p)) for p in images]  # fail before any work on a bad file
     checkpoint = read_checkpoint(Path(ckpt))
     model = model_from_checkpoint(checkpoint)

@@ -66,16 +66,20 @@ def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 class LiteRTRuntime:
-    """A .tflite file on the host LiteRT interpreter (XNNPACK, `threads` threads); int8 I/O (de)quantized."""
+    """A .tflite file on the host LiteRT interpreter (XNNPACK unless `xnnpack` is False, `threads` threads); int8 I/O
+    (de)quantized."""
 
-    def __init__(self, path: Path, spec: ExportedFile, threads: int = 2) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: Path, spec: ExportedFile, threads: int = 2, *, xnnpack: bool = True) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self.name = spec.name
         self.spec = spec
         self.input_size = spec.inputs[0].shape[1]
+        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter = Interpreter(
+                model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
+            )
             self.interpreter.allocate_tensors()
             runner = self.interpreter.get_signature_runner("serving_default")
         except (ValueError, RuntimeError) as err:
@@ -126,6 +130,17 @@ class OnnxRuntime:
             outs = self.session.run(self._outputs, {self.spec.inputs[0].name: image[None].astype(np.float32)})
             results.append(dict(zip(self._outputs, outs, strict=True)))
         return {k: np.concatenate([r[k] for r in results]) for k in self._outputs}
+
+
+def open_runtimes(export_dir: Path, files: list[ExportedFile], threads: int = 2) -> list[Runtime]:
+    """The runtimes of manifest entries, each file checked first (sha256, readable, its tensors) without a delegate:
+    a bad file is refused before LiteRT has created (and announced on stderr) the XNNPACK delegate of another."""
+    for file in files:
+        if file.format == "tflite":
+            LiteRTRuntime(verify_file(export_dir, file), file, threads=1, xnnpack=False)
+        else:
+            OnnxRuntime(verify_file(export_dir, file), file, threads=1)
+    return [open_runtime(export_dir, file, threads=threads) for file in files]
 
 
 def open_runtime(export_dir: Path, file: ExportedFile, threads: int = 2) -> Runtime:

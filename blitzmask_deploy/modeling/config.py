@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from blitzmask_deploy.core.artifacts import MAX_INPUT_SIZE
 from blitzmask_deploy.core.errors import BadInput
+
+# (lowest, highest) value of each numeric field: beyond them a config is a typo or a corrupt file, and building it
+# would take absurd memory (a width multiplier of 1e6, a 10^9-pixel input).
+_RANGES = {
+    "width_mult": (0.05, 8.0),
+    "depth_mult": (0.05, 8.0),
+    "num_classes": (1, 10_000),
+    "num_coefficients": (1, 1024),
+    "input_size": (32, MAX_INPUT_SIZE),
+    "output_stride": (4, 8),
+    "neck_channels": (8, 4096),
+    "head_channels": (8, 4096),
+    "head_convs": (0, 64),
+}
 
 BACKBONES = (
     "efficientnet-lite-tiny",
@@ -38,28 +54,15 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise BadInput(f"unknown backbone {self.backbone!r} (choose from {', '.join(BACKBONES)})")
-        checks = {
-            "width_mult": self.width_mult > 0,
-            "depth_mult": self.depth_mult > 0,
-            "num_classes": self.num_classes >= 1,
-            "num_coefficients": self.num_coefficients >= 1,
-            "input_size": self.input_size >= 32 and self.input_size % 32 == 0,
-            "output_stride": self.output_stride in (4, 8),
-            "neck_channels": self.neck_channels >= 8,
-            "head_channels": self.head_channels >= 8,
-            "head_convs": self.head_convs >= 0,
-        }
-        rules = {
-            "input_size": "a multiple of 32",
-            "output_stride": "4 or 8",
-            "neck_channels": ">= 8",
-            "head_channels": ">= 8",
-            "head_convs": ">= 0",
-        }
-        for name, ok in checks.items():
-            if not ok:
-                rule = rules.get(name, "> 0")
-                raise BadInput(f"model config: {name}={getattr(self, name)!r} must be {rule}")
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if not (math.isfinite(value) and low <= value <= high):
+                raise BadInput(f"model config: {name}={value!r} must be from {low} to {high}")
+        if self.input_size % 32 or self.output_stride not in (4, 8):
+            raise BadInput(
+                f"model config: input_size={self.input_size!r} must be a multiple of 32 and "
+                f"output_stride={self.output_stride!r} 4 or 8"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON/YAML friendly)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from blitzmask_deploy.core.cards import list_model_cards, load_model_card
+from blitzmask_deploy.core.cards import list_model_cards, load_model_card, model_dir
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.modeling.config import BACKBONES, ModelConfig
 
@@ -21,9 +21,18 @@ if TYPE_CHECKING:
 @functools.cache
 def _variants() -> dict[str, ModelConfig]:
     """Every variant with a card, smallest backbone first."""
-    configs = [ModelConfig.from_dict(load_model_card(name).architecture()) for name in list_model_cards()]
+    configs = [_card_config(name) for name in list_model_cards()]
     configs.sort(key=lambda c: (BACKBONES.index(c.backbone), c.variant))
     return {c.variant: c for c in configs}
+
+
+def _card_config(name: str) -> ModelConfig:
+    """The ModelConfig of variant `name`'s card; a value it cannot build is BadInput naming the card."""
+    card = load_model_card(name)
+    try:
+        return ModelConfig.from_dict(card.architecture())
+    except BadInput as err:
+        raise BadInput(f"{model_dir(name) / 'model.yaml'}: {err}") from None
 
 
 def list_variants() -> list[str]:
@@ -50,7 +59,11 @@ def model_from_checkpoint(checkpoint: CheckpointFile) -> BlitzMask:
     """The model a checkpoint describes, with its weights, in eval mode; weights that do not fit → BadInput."""
     from blitzmask_deploy.modeling.blitzmask import BlitzMask
 
-    model = BlitzMask(ModelConfig.from_dict(checkpoint.config))
+    try:
+        config = ModelConfig.from_dict(checkpoint.config)
+    except BadInput as err:
+        raise BadInput(f"{checkpoint.path}: {err}") from None
+    model = BlitzMask(config)
     num_classes = len(checkpoint.categories)
     if model.config.num_classes != num_classes:
         raise BadInput(

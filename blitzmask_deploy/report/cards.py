@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from blitzmask_deploy.core.cards import MeasuredPerf, load_perf, save_perf
+from blitzmask_deploy.core.cards import MeasuredPerf, PerfCard, load_perf, model_dir, save_perf
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
@@ -38,19 +38,35 @@ def _key(sha: str | None, device: str, delegate: str, threads: int | None, p50: 
     return (sha, device, delegate, threads, p50)
 
 
-def update_perf_cards(results: Results, *, root: Path | None = None) -> list[Path]:
-    """Append every benchmarked cell to its variant's perf.yaml; returns the cards written."""
-    date = datetime.now(UTC).strftime("%Y-%m-%d")
-    written: list[Path] = []
+def _rows(results: Results, variant: str) -> list[Row]:
+    return [r for r in results.benchmarked() if r.variant == variant and r.precision in ("fp32", "fp16", "int8")]
+
+
+def read_perf_cards(results: Results, *, root: Path | None = None) -> dict[str, PerfCard]:
+    """The perf card of every benchmarked variant that has a card folder (a line on stderr for one without); a
+    perf.yaml there that cannot be read is BadInput, so that it is known before the report is written."""
+    cards = {}
     for variant in results.variants():
-        rows = [r for r in results.benchmarked() if r.variant == variant and r.precision in ("fp32", "fp16", "int8")]
-        if not rows:
+        if not _rows(results, variant):
             continue
         try:
-            card = load_perf(variant, root)
+            model_dir(variant, root)
         except BadInput as err:
             print(f"not updating cards of {variant}: {err}", file=sys.stderr)
             continue
+        cards[variant] = load_perf(variant, root)
+    return cards
+
+
+def update_perf_cards(
+    results: Results, *, root: Path | None = None, cards: dict[str, PerfCard] | None = None
+) -> list[Path]:
+    """Append every benchmarked cell to its variant's perf.yaml (`cards`: as `read_perf_cards` read them); returns
+    the cards written."""
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    written: list[Path] = []
+    for variant, card in (read_perf_cards(results, root=root) if cards is None else cards).items():
+        rows = _rows(results, variant)
         have = {_key(m.model_sha256, m.device, m.delegate, m.threads, m.p50_ms) for m in card.measured}
         sizes = {sha: m.get("input_size") for sha, m in results.manifests.items()}
         new = [_entry(r, sizes.get(r.sha256), date) for r in rows]

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from blitzmask_deploy.core.artifacts import EXPORT_FORMATS
 from blitzmask_deploy.core.errors import BadInput
 from blitzmask_deploy.report.results import Results, Row
 
@@ -93,24 +92,9 @@ def budget_key(row: Row) -> str:
 
 def load_budget_file(path: Path) -> Any:
     """A NumericsCard read from an explicit numerics.yaml path; every budget a finite number >= 0."""
-    import yaml
-    from pydantic import ValidationError
+    from blitzmask_deploy.core.cards import load_numerics_file
 
-    from blitzmask_deploy.core.cards import NumericsCard
-
-    if not path.is_file():
-        raise BadInput(f"budgets file not found: {path}")
-    try:
-        card = NumericsCard.model_validate(yaml.safe_load(path.read_text()))
-    except yaml.YAMLError as err:
-        raise BadInput(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "top level"
-        raise BadInput(f"{path}: invalid numerics card at '{where}': {' '.join(first['msg'].split())}") from None
-    except (ValueError, OSError, RecursionError) as err:  # the card's own checks, an unreadable or undecodable file
-        raise BadInput(f"{path}: invalid numerics card: {' '.join(str(err).split()) or type(err).__name__}") from None
-    return _checked(card, path)
+    return _checked(load_numerics_file(path), path)
 
 
 def _checked(card: Any, path: Path) -> Any:
@@ -179,16 +163,10 @@ def run_gate(results: Results, *, budgets: Path | None = None, max_latency_ms: f
     that cannot be read, and when nothing can be checked."""
     if max_latency_ms is not None and not _finite(max_latency_ms, minimum=0):
         raise BadInput(f"--max-latency-ms must be a finite number >= 0, got {max_latency_ms}")
-    _check_validations(results)
     cards = Budgets(budgets)
     notes: list[str] = []
     checks: list[Check] = []
     for row in results.files():
-        if budget_key(row) not in EXPORT_FORMATS:
-            raise BadInput(
-                f"{results.source}: {row.name}: format {row.format!r} with precision {row.precision!r} "
-                f"is no exported file's (budgets exist for {', '.join(EXPORT_FORMATS)})"
-            )
         limit = cards.ap_drop(row)
         if limit is None:
             notes.append(f"{row.name}: no AP-drop budget for '{budget_key(row)}'")
@@ -230,15 +208,3 @@ def _device_checks(results: Results, cards: Budgets, notes: list[str]) -> list[C
         else:
             checks.append(Check("device_ap_drop", name, target, cell["host_ap"] - cell["mask_ap"], limit, "ap"))
     return checks
-
-
-def _check_validations(results: Results) -> None:
-    """BadInput for a validated file whose AP or AP drop is not a finite number (the gate would have to skip it)."""
-    for validation in results.validations:
-        for i, entry in enumerate(validation["variants"]):
-            for key in ("mask_ap", "mask_ap_drop"):
-                if not _finite(entry.get(key)):
-                    raise BadInput(
-                        f"{results.source}: validation of {validation.get('variant')}: variants[{i}] "
-                        f"({entry.get('name')}): {key} {entry.get(key)!r:.40} is not a finite number"
-                    )

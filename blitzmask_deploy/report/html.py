@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,7 +14,10 @@ from pathlib import Path
 
 from blitzmask_deploy.core.artifacts import QUANT_DEBUG_NAME
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import signals_held
+from blitzmask_deploy.core.jsonio import read_json
 from blitzmask_deploy.core.version import VERSION
+from blitzmask_deploy.data.coco_check import is_finite
 from blitzmask_deploy.report import plots
 from blitzmask_deploy.report.gate import TABLE_HEADER, Budgets, GateResult, run_gate
 from blitzmask_deploy.report.markdown import HEADER, row_cells, summary_markdown
@@ -35,6 +39,7 @@ figcaption{color:#555;font-size:13px;margin-top:4px}.note{color:#777;font-style:
 """
 
 
+_STAGING = ".report-"  # prefix of the hidden folder a report is rendered in
 FIGURES = ("pareto.png", "latency.png", "ap_drop.png", "thermal.png", "roofline.png")
 QUANT_DEBUG_FIGURE = "quant_debug.png"  # only when a quant_debug.json is found with the results
 
@@ -82,26 +87,35 @@ def _gate_section(gate: GateResult | None, error: str | None) -> str:
 def write_report(results: Results, out: Path, *, budgets: Path | None = None) -> ReportFiles:
     """Write `out/report.html`, `out/summary.md` and the PNG figures; return their paths.
 
-    Everything is read and checked first (a bad budgets file is BadInput with `out` untouched); the files are then
-    rendered into a hidden folder inside `out` and each renamed into place, so every file is whole, old or new."""
+    Everything is read and checked first (a bad budgets file is BadInput with `out` untouched). The files are then
+    rendered into a hidden folder inside `out` (one a killed run left there is deleted first) and moved into place
+    with SIGINT and SIGTERM held: the old report.html and summary.md go first and the new report.html comes last,
+    so `out` holds a report.html only while every file beside it is of the same report. A failure leaves no folder
+    this call created."""
     cards = Budgets(budgets)
     file_budgets = {r.sha256: cards.ap_drop(r) for r in results.files()}
+    quant_debug = _quant_debug(results.source)
     try:
         gate, gate_error = run_gate(results, budgets=budgets), None
     except BadInput as err:
         gate, gate_error = None, str(err)
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out} exists and is not a folder: choose another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out, prefix=".report-") as staging:
-            files = _render(results, Path(staging), file_budgets, gate, gate_error)
-            for path in [files.html, files.markdown, *files.images]:
-                os.replace(path, out / path.name)
-    except OSError as err:
-        raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
-    for stale in {*FIGURES, QUANT_DEBUG_FIGURE} - {p.name for p in files.images}:
-        (out / stale).unlink(missing_ok=True)
+        for left in out.glob(f"{_STAGING}*"):
+            shutil.rmtree(left, ignore_errors=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=_STAGING) as staging:
+            files = _render(results, Path(staging), file_budgets, gate, gate_error, quant_debug)
+            with signals_held():
+                _move_into(out, files)
+    except BaseException as err:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise BadInput(f"cannot write the report into {out}: {err.strerror or err}") from None
+        raise
     return ReportFiles(
         html=out / files.html.name,
         markdown=out / files.markdown.name,
@@ -110,17 +124,35 @@ def write_report(results: Results, out: Path, *, budgets: Path | None = None) ->
     )
 
 
+def _move_into(out: Path, files: ReportFiles) -> None:
+    """Replace the report in `out` by the rendered `files`: report.html and summary.md of the old one removed first,
+    then the figures (stale ones deleted), summary.md, and report.html last."""
+    for name in (files.html.name, files.markdown.name):
+        (out / name).unlink(missing_ok=True)
+    for path in files.images:
+        os.replace(path, out / path.name)
+    for stale in {*FIGURES, QUANT_DEBUG_FIGURE} - {p.name for p in files.images}:
+        (out / stale).unlink(missing_ok=True)
+    os.replace(files.markdown, out / files.markdown.name)
+    os.replace(files.html, out / files.html.name)
+
+
 def _quant_debug(source: Path) -> dict:
-    """The first readable quant_debug.json in (or beside) the results, or {}."""
+    """The first quant_debug.json in (or beside) the results, checked (BadInput naming the file and the op when it
+    cannot be drawn; an SNR of +inf is an op without error), or {} when there is none."""
     candidates = sorted(source.rglob(QUANT_DEBUG_NAME)) if source.is_dir() else [source.parent / QUANT_DEBUG_NAME]
-    for path in candidates:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(data, dict):
-            return data
-    return {}
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("ops", []), list):
+        raise BadInput(f"{path} is not a quant_debug.json from 'blitzmask quant-debug' (no 'ops' list)")
+    for i, op in enumerate(data.get("ops", [])):
+        texts = ("module", "op", "group") if isinstance(op, dict) else ()
+        snr = op.get("snr_db") if texts else None
+        if not (is_finite(snr) or snr == math.inf) or not all(isinstance(op.get(k), str | None) for k in texts):
+            raise BadInput(f"{path}: ops[{i}] is not an op with an snr_db in dB and text module, op and group")
+    return data
 
 
 def _device_accuracy_section(results: Results) -> list[str]:
@@ -139,7 +171,12 @@ def _device_accuracy_section(results: Results) -> list[str]:
 
 
 def _render(
-    results: Results, out: Path, file_budgets: dict[str, float | None], gate: GateResult | None, gate_error: str | None
+    results: Results,
+    out: Path,
+    file_budgets: dict[str, float | None],
+    gate: GateResult | None,
+    gate_error: str | None,
+    quant_debug: dict,
 ) -> ReportFiles:
     """Write report.html, summary.md and the figures into `out` (a fresh folder)."""
     estimates = [(r, e) for r in results.benchmarked() if (e := estimate(r)) is not None]
@@ -171,7 +208,7 @@ def _render(
             "No roofline: needs the variant's GMACs in the export manifest and a benchmarked cell.",
         ),
         (
-            plots.plot_quant_debug(_quant_debug(results.source), out / QUANT_DEBUG_FIGURE),
+            plots.plot_quant_debug(quant_debug, out / QUANT_DEBUG_FIGURE),
             "Per-layer int8 error: output SNR against the fp32 file of the ops with the most error, coloured by "
             "backbone, neck and heads (from quant_debug.json, `blitzmask quant-debug`).",
             "No per-layer int8 error chart: no quant_debug.json next to the export (run blitzmask quant-debug).",

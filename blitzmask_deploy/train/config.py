@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from blitzmask_deploy.core.artifacts import MAX_INPUT_SIZE
 from blitzmask_deploy.core.errors import BadInput
 
 OPTIMIZERS = ("adamw", "sgd", "muon")
-MAX_INPUT_SIZE = 4096  # pixels: a larger square input is a typo (one 4096² batch of 4 already needs GBs)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from blitzmask_deploy.core.checkpoints import read_checkpoint, save_checkpoint
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import check_writable
 from blitzmask_deploy.train.config import RESUME_KEYS, TrainConfig, recipe_for
 from blitzmask_deploy.train.data import ResumableSampler, TrainSet, collate, lower_priority
 from blitzmask_deploy.train.distributed import DistInfo, broadcast_float, init_distributed, shutdown
@@ -37,14 +38,13 @@ def train(cfg: TrainConfig) -> dict:
 
     cfg.check()
     earlier = _earlier_run(cfg)
+    check_writable(Path(cfg.out), "--out")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dist_info = init_distributed(device)
     if device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(device)
     cfg = cfg.resolved(recipe_for(device.type, dist_info.world))
-    if dist_info.is_main and cfg.progress:
-        print(cfg.recipe_line(_describe(device, dist_info)), file=sys.stderr, flush=True)
     torch.set_num_threads(cfg.threads)
     try:
         train_ds = CocoDataset.from_split(Path(cfg.data), "train")
@@ -53,6 +53,8 @@ def train(cfg: TrainConfig) -> dict:
         model = create_model(cfg.model, num_classes=train_ds.num_classes, input_size=cfg.input_size)
         model = model.to(device, memory_format=torch.channels_last)  # ~2× faster convs on CPU
         run = _Run(cfg, dist_info, device, model, train_ds, val_ds)
+        if dist_info.is_main and cfg.progress:  # once every input is known good: a bad one is its one line
+            print(cfg.recipe_line(_describe(device, dist_info)), file=sys.stderr, flush=True)
         if dist_info.is_main:  # --overwrite, once every input is known good: nothing of the earlier run may mix in
             for path in earlier:
                 path.unlink(missing_ok=True)
@@ -74,6 +76,11 @@ def _earlier_run(cfg: TrainConfig) -> list[Path]:
             f"{cfg.out} holds an earlier run ({names}): pass --resume to continue it or --overwrite to start over"
         )
     return [] if cfg.resume else earlier
+
+
+def _count(value: object) -> bool:
+    """A number >= 0 (a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 class _Run:
@@ -109,16 +116,23 @@ class _Run:
         train_state = checkpoint.extra.get("train")
         if not train_state:
             raise BadInput(f"{path}: no training state to resume from")
-        saved = train_state["config"]
-        changed = [k for k in RESUME_KEYS if saved.get(k) != self.cfg.to_dict().get(k)]
-        if changed:
-            raise BadInput(f"cannot resume {path}: options changed ({', '.join(changed)})")
-        self.model.load_state_dict(train_state["model"])
-        self.ema.module.load_state_dict(checkpoint.state_dict)
-        self.ema.updates = int(train_state["ema_updates"])
-        self.optimizer.load_state_dict(train_state["optimizer"])
-        self.state = dict(train_state["state"])
-        torch.set_rng_state(train_state["rng"]["torch"])
+        try:
+            saved = train_state["config"]
+            changed = [k for k in RESUME_KEYS if saved.get(k) != self.cfg.to_dict().get(k)]
+            if changed:
+                raise BadInput(f"cannot resume {path}: options changed ({', '.join(changed)})")
+            self.model.load_state_dict(train_state["model"])
+            self.ema.module.load_state_dict(checkpoint.state_dict)
+            self.ema.updates = int(train_state["ema_updates"])
+            self.optimizer.load_state_dict(train_state["optimizer"])
+            state = dict(train_state["state"])
+            if not (set(self.state) <= set(state) and all(_count(v) for v in state.values())):
+                raise ValueError(f"its counters {state!r:.200} are not numbers >= 0")
+            self.state = state
+            torch.set_rng_state(train_state["rng"]["torch"])
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise BadInput(f"{path}: its training state cannot be resumed ({type(err).__name__}: {reason})") from None
 
     def _save_last(self, metrics: dict | None = None) -> None:
         if not self.dist.is_main:
@@ -254,7 +268,8 @@ class _Run:
 
         total = self.total_steps or round(self.total_s)
         unit = "step" if self.total_steps else "s"
-        bar = tqdm(total=total, unit=unit, desc=f"train {self.cfg.model}", file=sys.stderr, dynamic_ncols=True)
+        desc = f"train {self.cfg.model}"
+        bar = tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, disable=None)
         bar.n = self.state["step"] if self.total_steps else round(self.state["elapsed_s"])
         return bar
 

@@ -4,13 +4,14 @@ partial run, `max_images`, never replaces a validation of more images)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blitzmask_deploy.core.artifacts import VALIDATION_NAME, ExportedFile, Manifest, load_manifest, sha256_file
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.folders import check_writable
+from blitzmask_deploy.core.jsonio import read_json, write_json_atomic
 
 if TYPE_CHECKING:
     from blitzmask_deploy.data.coco import CocoDataset
@@ -121,14 +122,15 @@ def run_validate_export(
     from blitzmask_deploy.core.cards import load_numerics
     from blitzmask_deploy.data.coco import CocoDataset
     from blitzmask_deploy.inference.dataset import evaluate_run, latency_p50, predict_dataset
-    from blitzmask_deploy.inference.runtimes import TorchRuntime, open_runtime
+    from blitzmask_deploy.inference.runtimes import TorchRuntime, open_runtimes
     from blitzmask_deploy.validate.parity import measure_parity, parity_inputs
 
     export_dir = Path(export_dir)
     manifest = load_manifest(export_dir)
     if not manifest.files:
         raise BadInput(f"{export_dir}: the manifest lists no exported files")
-    runtimes = [open_runtime(export_dir, f, threads=threads) for f in manifest.files]  # sha256 + readability first
+    check_writable(export_dir, "export directory")  # validation.json goes there: known before the work
+    runtimes = open_runtimes(export_dir, manifest.files, threads=threads)  # sha256 + readability first
     model = load_source_checkpoint(manifest)
     numerics = load_numerics(manifest.variant)
     dataset = CocoDataset.from_split(Path(data), "val")
@@ -173,15 +175,17 @@ def save_validation(path: Path, validation: ExportValidation) -> int | None:
     it; returns the image count of the kept file then, else None."""
     kept = _covers_more(path, validation.images) if validation.partial else None
     if kept is None:
-        path.write_text(json.dumps(validation.to_json(), indent=2) + "\n")
+        write_json_atomic(path, validation.to_json())
     return kept
 
 
 def _covers_more(path: Path, images: int) -> int | None:
     """The image count of the validation at `path` when it is a full one or one of more than `images` images."""
+    if not path.is_file():
+        return None
     try:
-        existing = json.loads(path.read_text())
-    except (OSError, ValueError):  # none yet, or unreadable: replaced
+        existing = read_json(path)
+    except BadInput:  # unreadable: replaced
         return None
     count = existing.get("images") if isinstance(existing, dict) else None
     if isinstance(count, int) and (existing.get("partial") is False or count > images):

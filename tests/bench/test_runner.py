@@ -192,7 +192,7 @@ def _export_dir(tmp_path: Path, tflite: Path, output: TensorSpec = OUTPUT) -> Pa
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     files.append(ExportedFile(file="model.onnx", format="onnx", precision="fp32", sha256=sha256_file(
         tmp_path / "model.onnx"), bytes=4, inputs=[spec], outputs=[spec]))  # fmt: skip
-    manifest = Manifest(variant="blitzmask-tiny", input_size=8, categories=[],
+    manifest = Manifest(variant="blitzmask-tiny", input_size=64, categories=[],
                         checkpoint=CheckpointRef(path="c.pt", sha256="0" * 64), files=files, toolchain={},
                         created="2026-01-01")  # fmt: skip
     write_manifest(manifest, tmp_path)
@@ -203,7 +203,7 @@ def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path, bench_tfl
     (tmp_path / "export_dir").mkdir()
     export = _export_dir(tmp_path / "export_dir", bench_tflite)
     plain = tmp_path / "other.tflite"
-    plain.write_bytes(b"x")
+    plain.write_bytes(bench_tflite.read_bytes())
     refs = expand_models([export, plain])
     assert [(r.name, r.variant, r.precision) for r in refs] == [
         ("tflite-fp32", "blitzmask-tiny", "fp32"), ("tflite-int8", "blitzmask-tiny", "int8"), ("other", None, None),
@@ -216,6 +216,9 @@ def test_expand_models_from_export_dir_and_plain_files(tmp_path: Path, bench_tfl
         expand_models([tmp_path / "missing.tflite"])
     with pytest.raises(BadInput, match="neither"):
         expand_models([export / "model.onnx"])
+    plain.write_bytes(b"x")
+    with pytest.raises(BadInput, match=r"other\.tflite: cannot be read as a \.tflite model"):
+        expand_models([plain])
 
 
 class SlowDevice(FakeDevice):

@@ -115,8 +115,9 @@ def _spec(fmt: str) -> object:
     from blitzmask_deploy.core.artifacts import ExportedFile
 
     image = TensorSpec(name="images", shape=[1, 32, 32, 3], dtype="float32")
+    heatmap = TensorSpec(name="heatmap", shape=[1, 8, 8, 6], dtype="float32")
     return ExportedFile(
-        file=f"m.{fmt}", format=fmt, precision="fp32", sha256="0" * 64, bytes=1, inputs=[image], outputs=[]
+        file=f"m.{fmt}", format=fmt, precision="fp32", sha256="0" * 64, bytes=1, inputs=[image], outputs=[heatmap]
     )
 
 

@@ -76,15 +76,24 @@ def test_a_file_of_an_unknown_precision_is_bad_input_not_skipped(tmp_path: Path)
         run_gate(load_results(export), budgets=_budgets(tmp_path, GOOD_BUDGETS))
 
 
-def test_a_done_cell_without_a_readable_latency_is_bad_input_under_a_limit(tmp_path: Path) -> None:
+def test_a_done_cell_without_a_latency_is_bad_input_under_a_limit(tmp_path: Path) -> None:
     root = make_run(tmp_path / "run")
     with sqlite3.connect(root / "results.sqlite") as conn:
-        conn.execute("UPDATE cells SET p50_ms = 'fast' WHERE rowid = 1")
+        conn.execute("UPDATE cells SET p50_ms = NULL WHERE rowid = 1")
     results = load_results(root)
     budgets = _budgets(tmp_path, GOOD_BUDGETS)
     assert run_gate(results, budgets=budgets).passed  # no latency limit: latency is not checked
     with pytest.raises(BadInput, match="p50 latency None is unreadable"):
         run_gate(results, budgets=budgets, max_latency_ms=100.0)
+
+
+def test_a_cell_whose_latency_is_not_a_number_is_refused_when_read(tmp_path: Path) -> None:
+    root = make_run(tmp_path / "run")
+    with sqlite3.connect(root / "results.sqlite") as conn:
+        conn.execute("UPDATE cells SET p50_ms = 'fast' WHERE rowid = 1")
+    conn.close()
+    with pytest.raises(BadInput, match=r"results\.sqlite: cells cell \w+: p50_ms 'fast' is not a finite number >= 0"):
+        load_results(root)
 
 
 def test_cells_without_latency_are_noted_under_a_limit(tmp_path: Path) -> None:

@@ -95,3 +95,23 @@ def test_missing_and_empty_paths_are_bad_input(tmp_path: Path) -> None:
         load_results(tmp_path / "nope")
     with pytest.raises(BadInput, match=r"no validation\.json and no \.sqlite"):
         load_results(tmp_path)
+
+
+def test_a_store_whose_write_ahead_log_a_killed_process_left_is_read_whole(tmp_path: Path) -> None:
+    """The newest cells live only in the WAL of a writer killed before its checkpoint: they are read, untouched."""
+    import subprocess
+    import sys
+
+    root = make_run(tmp_path / "run")
+    writer = (
+        "import os, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1])\n"
+        "conn.execute('PRAGMA wal_autocheckpoint=0')\n"
+        "conn.execute(\"UPDATE cells SET p50_ms = 12345.0 WHERE status = 'done'\")\n"
+        "conn.commit()\n"
+        "os._exit(0)  # no close: no checkpoint, the WAL stays\n"
+    )
+    subprocess.run([sys.executable, "-c", writer, str(root / "results.sqlite")], check=True, timeout=60)
+    assert (root / "results.sqlite-wal").stat().st_size > 0
+    cells = [r for r in load_results(root / "results.sqlite").rows if r.status == "done"]
+    assert len(cells) == 9 and all(r.p50_ms == 12345.0 for r in cells)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from blitzmask_deploy.core.errors import BadInput
+from blitzmask_deploy.core.jsonio import read_json
 from blitzmask_deploy.data.importers.source import Item, Source, polygon_mask, stack_masks
 
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
@@ -52,12 +53,15 @@ def read_labelme(src: Path) -> Source:
 
 def _load(path: Path) -> _Doc:
     """A labelme file, checked for the keys and values the import uses."""
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadInput(f"{path}: not valid JSON ({err})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
         raise BadInput(f"{path}: not a labelme file (no 'shapes' list)")
+    for key in ("imagePath", "imageData"):
+        if not isinstance(doc.get(key), str | None):
+            raise BadInput(f"{path}: {key} must be a string or null, got {doc[key]!r:.40}")
+    for key in ("imageHeight", "imageWidth"):
+        if not (doc.get(key) is None or (_is_int(doc[key]) and doc[key] >= 1)):
+            raise BadInput(f"{path}: {key} must be a positive integer or null, got {doc[key]!r:.40}")
     if not doc.get("imagePath") and not doc.get("imageData"):
         raise BadInput(f"{path}: has neither imagePath nor imageData")
     for i, shape in enumerate(doc["shapes"]):
@@ -68,6 +72,8 @@ def _load(path: Path) -> _Doc:
             raise BadInput(f"{path}: shapes[{i}] ({shape['label']}) points must be a list of [x, y] finite numbers")
         if not (shape.get("group_id") is None or _is_int(shape["group_id"])):
             raise BadInput(f"{path}: shapes[{i}] ({shape['label']}) group_id must be an integer or null")
+        if not isinstance(shape.get("shape_type"), str | None):
+            raise BadInput(f"{path}: shapes[{i}] ({shape['label']}) shape_type must be a string or null")
     image_path = str(doc.get("imagePath") or "").replace("\\", "/")
     size = (doc.get("imageHeight"), doc.get("imageWidth"))
     return _Doc(path, doc["shapes"], image_path, size, bool(doc.get("imageData")))
