@@ -136,7 +136,7 @@ def check_algorithm(algorithm: str) -> None:
 def check_headroom(factor: float) -> None:
     """BadInput unless `factor` is a finite activation-range factor in [1, MAX_HEADROOM]."""
     if not 1.0 <= factor <= MAX_HEADROOM:  # also false for nan
-        raise BadInput(f"the activation headroom must be a number from 1 to {MAX_HEADROOM:g}, got {factor}")
+        raise BadInput(f"--calib-headroom must be a number from 1 to {MAX_HEADROOM:g}, got {factor}")
 
 
 def _use_mse(q, regex: str, *, activation_bits: int) -> None:

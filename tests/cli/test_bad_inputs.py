@@ -533,6 +533,7 @@ _OPTIONS: list[tuple[str, str, list[str]]] = [
     ("predict", "--score-threshold", ["-0.1", "1.5", *_NON_FINITE, "abc"]),
     ("export", "--calib-images", ["0", "-1", "abc"]),
     ("export", "--int8-budget", ["-1", *_NON_FINITE, "abc"]),
+    ("export", "--calib-headroom", ["0", "0.99", "16.5", "-1", *_NON_FINITE, "abc"]),
     ("export", "--formats", ["fp64", "", ",", "onnx,tflite"]),
     ("export", "--calib-algorithm", ["percentile", ""]),
     ("quant-debug", "--images", ["0", "-1", "abc"]),
