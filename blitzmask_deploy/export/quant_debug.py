@@ -136,8 +136,13 @@ def file_ap(path: Path, dataset, *, max_images: int = 0, threads: int = 2) -> fl
 
     inputs, outputs = tflite_io(path)
     spec = ExportedFile(
-        file=path.name, format="tflite", precision="int8", sha256=sha256_file(path), bytes=path.stat().st_size,
-        inputs=inputs, outputs=outputs,
+        file=path.name,
+        format="tflite",
+        precision="int8",
+        sha256=sha256_file(path),
+        bytes=path.stat().st_size,
+        inputs=inputs,
+        outputs=outputs,
     )
     runtime = LiteRTRuntime(path, spec, threads=threads)
     run = predict_dataset(runtime, dataset, max_images=max_images, progress=False)
