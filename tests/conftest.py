@@ -131,12 +131,12 @@ def faulty_emulated_device(emulated_device: object, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dummy benchmark APK of the app's current version (versionCode 2) with its build sidecar."""
+    """A dummy benchmark APK of the app's current version (protocol.APP_VERSION_CODE) with its build sidecar."""
     import json
 
-    from blitzmask_deploy.bench.protocol import PACKAGE
+    from blitzmask_deploy.bench.protocol import APP_VERSION, APP_VERSION_CODE, PACKAGE
     from tests.support.fake_apk import write_apk
 
-    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
-    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, APP_VERSION_CODE, APP_VERSION)
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": APP_VERSION_CODE}))
     return path

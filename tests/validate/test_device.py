@@ -1,6 +1,7 @@
 """`blitzmask validate EXPORT --device`: the AP of every .tflite file measured on the emulated phone equals its host
-AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, and a
-delegate the device lacks is one line. Skipped when the emulated device is not available here.
+AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, a
+delegate the device lacks is one line, and an app too old for tensor packs is refused in one line. Skipped when the
+emulated device is not available here.
 
 The fixture's model is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and
 no drop can exceed the card's budgets: a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
@@ -14,17 +15,26 @@ from pathlib import Path
 
 import pytest
 
+from blitzmask_deploy.bench.adb import AndroidDevice
+from blitzmask_deploy.bench.protocol import APP_VERSION_CODE, PACKAGE
 from tests.conftest import run_cli
+from tests.support.fake_apk import write_apk
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 IMAGES = 8
 
 
+def _args(export: Path, data: Path, device, store: Path, delegates: str = "xnnpack", apk: Path | None = None):
+    """The arguments of `validate EXPORT --device` on the emulated `device`, JSON out."""
+    return [
+        "validate", export, "--data", data, "--device", device.serial, "--adb", device.adb_address,
+        *(("--apk", apk) if apk else ()), "--delegate", delegates, "--threads", 2, "--images", IMAGES, "--store",
+        store, "--json",
+    ]  # fmt: skip
+
+
 def _validate(export: Path, data: Path, device, apk: Path, store: Path, delegates: str = "xnnpack"):
-    return run_cli(
-        "validate", export, "--data", data, "--device", device.serial, "--adb", device.adb_address, "--apk", apk,
-        "--delegate", delegates, "--threads", 2, "--images", IMAGES, "--store", store, "--json",
-    )  # fmt: skip
+    return run_cli(*_args(export, data, device, store, delegates, apk))
 
 
 def _attempts(store: Path) -> list[tuple]:
@@ -92,3 +102,25 @@ def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Accuracy on devices" in page and page.count("<td>tflite-") >= 9
+
+
+def test_an_app_without_tensor_packs_is_refused_in_one_line(
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    old = write_apk(tmp_path / "old.apk", PACKAGE, APP_VERSION_CODE - 1, "0.2.0")
+    old.with_name(old.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": APP_VERSION_CODE - 1}))
+    phone = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30)
+    phone.sh(f"pm uninstall {PACKAGE}")
+    try:
+        assert phone.ensure_app(old) == APP_VERSION_CODE - 1
+        store = tmp_path / "results.sqlite"
+        proc = run_cli(*_args(tiny_export, synth_dataset, emulated_device, store))  # no --apk: the old app stays
+    finally:
+        phone.ensure_app(apk)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {emulated_device.serial}: the benchmark app is versionCode {APP_VERSION_CODE - 1}; accuracy mode "
+        f"needs versionCode {APP_VERSION_CODE} or later: pass --apk android_bench/build/blitzmask-bench.apk "
+        "(`make apk`)"
+    ]
+    assert [(attempts, finished) for _, attempts, finished in _attempts(store)] == [(0, None)] * 3  # all pending
