@@ -98,4 +98,9 @@ def _validate_on_devices(
         info(
             f"device {serial} is offline or gone ({' '.join(reason.split())}): its cells stay pending: rerun to finish"
         )
+    if outcome.claimed_elsewhere:
+        info(
+            f"{outcome.claimed_elsewhere} cells are being measured by another validate process on this store: "
+            "rerun when it ends"
+        )
     emit_verdict(outcome, as_json)

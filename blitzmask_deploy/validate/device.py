@@ -5,7 +5,8 @@ The val images are preprocessed as the host does it (and quantised for int8 inpu
 spec, cached next to the store and pushed once per device (content-addressed: a device that holds it is not sent it
 again). Each (file, device, delegate, threads) is an accuracy cell of the bench result store: pending → done|failed,
 so an unplugged device leaves its cells pending and the same command finishes them, measuring nothing that is done
-again.
+again. A cell is claimed in the store (a lease, renewed while the run lasts) before it is measured, so two runs on
+one store never measure the same cell twice.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from blitzmask_deploy.bench.device import Device
 from blitzmask_deploy.bench.errors import AppOutdated, DeviceError, DeviceGone
 from blitzmask_deploy.bench.local import LocalDevice
 from blitzmask_deploy.bench.protocol import write_pack
-from blitzmask_deploy.bench.runner import still_alive
-from blitzmask_deploy.bench.store import AccuracyCellSpec, ResultStore
+from blitzmask_deploy.bench.runner import renewing, still_alive
+from blitzmask_deploy.bench.store import AccuracyCellSpec, ResultStore, new_owner
 from blitzmask_deploy.core.artifacts import (
     ExportedFile,
     TensorSpec,
@@ -62,6 +63,7 @@ class DeviceValidation:
     budgets: dict[str, float | None]  # precision → allowed drop vs host (0–1), None: not checked
     ran: int = 0
     skipped: int = 0
+    claimed_elsewhere: int = 0  # pending cells another live run held when this one reached them
     gone: dict[str, str] = field(default_factory=dict)
 
     def cell(self, row: dict) -> dict:
@@ -108,6 +110,7 @@ class DeviceValidation:
             "store": str(self.store),
             "ran": self.ran,
             "skipped": self.skipped,
+            "claimed_elsewhere": self.claimed_elsewhere,
             **{s: sum(r["status"] == s for r in self.rows) for s in ("done", "failed", "pending")},
             "devices_stopped": self.gone,
             "cells": [self.cell(r) for r in self.rows],
@@ -190,10 +193,11 @@ def run_validate_device(
     outcome.skipped = len(keys) - len(todo)
     if todo:
         run = _Measurement(export_dir, dataset, count, digest, store, threads, apk, progress, log)
-        for entry, path in files:
-            cells = [(d, c) for d, c in todo if c.model_sha256 == entry.sha256]
-            if cells:
-                run.file(entry, path, cells, outcome)
+        with renewing(store, run.owner, TABLE):
+            for entry, path in files:
+                cells = [(d, c) for d, c in todo if c.model_sha256 == entry.sha256]
+                if cells:
+                    run.file(entry, path, cells, outcome)
     outcome.rows = store.cells(keys=keys, table=TABLE)
     return outcome
 
@@ -207,7 +211,7 @@ def data_digest(dataset: CocoDataset, count: int) -> str:
 
 class _Measurement:
     """Measuring the pending cells of one run: the input packs, the host's outputs per file and the checkpoint's AP,
-    each made once and only when a cell needs it."""
+    each made once and only when a cell this run claimed needs it."""
 
     def __init__(
         self,
@@ -223,6 +227,7 @@ class _Measurement:
     ) -> None:
         self.export_dir, self.dataset, self.count, self.digest, self.store = export_dir, dataset, count, digest, store
         self.threads, self.apk, self.progress, self.log = threads, apk, progress, log
+        self.owner = new_owner()
         self.cache = store.path.parent / f"{store.path.stem}-inputs"
         self.host = LocalDevice()
         self.apps: set[str] = set()
@@ -271,11 +276,16 @@ class _Measurement:
     def file(
         self, entry: ExportedFile, path: Path, cells: list[tuple[Device, AccuracyCellSpec]], outcome: DeviceValidation
     ) -> None:
-        """Measure the pending cells of one file; a device that goes away is added to `outcome.gone`."""
+        """Measure the cells of one file that this run can claim; a device that goes away is added to
+        `outcome.gone`, a cell another run holds is left to it."""
         pack, sha256 = self.input_pack(entry.inputs[0])
         host: tuple[dict[str, dict[str, np.ndarray]], float] | None = None
         for device, cell in cells:
             if device.serial in outcome.gone:
+                continue
+            if not self.store.claim(cell.key, self.owner, table=TABLE):
+                outcome.skipped += 1
+                outcome.claimed_elsewhere += self.store.status(cell.key, TABLE) == "pending"
                 continue
             where = f"{entry.name} on {device.serial} / {cell.delegate}"
             try:
