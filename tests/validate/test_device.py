@@ -1,7 +1,7 @@
 """`blitzmask validate EXPORT --device`: the AP of every .tflite file measured on the emulated phone equals its host
 AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, a
-delegate the device lacks is one line, and an app too old for tensor packs is refused in one line. Skipped when the
-emulated device is not available here.
+delegate the device lacks is one line, an unplug keeps what was measured and a rerun finishes the rest, and an app
+too old for tensor packs is refused in one line. Skipped when the emulated device is not available here.
 
 The fixture's model is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and
 no drop can exceed the card's budgets: a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from blitzmask_deploy.bench.adb import AndroidDevice
 from blitzmask_deploy.bench.protocol import APP_VERSION_CODE, PACKAGE
-from tests.conftest import run_cli
+from tests.conftest import cli_command, run_cli
 from tests.support.fake_apk import write_apk
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -102,6 +105,55 @@ def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Accuracy on devices" in page and page.count("<td>tflite-") >= 9
+
+
+FIGURES = ("status", "mask_ap", "host_ap", "reference_ap", "parity", "parity_mean", "delegate_applied")
+
+
+def test_an_unplug_keeps_what_was_measured_and_a_rerun_measures_only_the_rest(
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _validate(tiny_export, synth_dataset, emulated_device, apk, tmp_path / "whole.sqlite", "xnnpack,cpu")
+    assert whole.returncode == 0, whole.stderr
+    expected = {(c["precision"], c["delegate"]): {k: c[k] for k in FIGURES} for c in json.loads(whole.stdout)["cells"]}
+    services, runner = emulated_device.services, emulated_device.services.accuracy_runner
+    second = threading.Event()
+    runs = []
+
+    def unplugged_during_the_second_cell(*args, **kwargs) -> dict:
+        runs.append(args)
+        if len(runs) == 2:
+            second.set()
+            time.sleep(5)  # the cable is pulled meanwhile: this answer reaches nobody
+        return runner(*args, **kwargs)
+
+    monkeypatch.setattr(services, "accuracy_runner", unplugged_during_the_second_cell)
+    store = tmp_path / "results.sqlite"
+    command = cli_command(*_args(tiny_export, synth_dataset, emulated_device, store, "xnnpack,cpu", apk))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert second.wait(180), "the second cell never started"
+        emulated_device.unplug()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        emulated_device.replug()
+    monkeypatch.undo()
+    assert proc.returncode == 1, err
+    cut = json.loads(out)
+    assert (cut["done"], cut["pending"], cut["failed"], cut["ran"]) == (1, 5, 0, 1)
+    assert list(cut["devices_stopped"]) == [emulated_device.serial]
+    gone = [line for line in err.splitlines() if line.startswith(f"device {emulated_device.serial} ")]
+    assert len(gone) == 1 and gone[0].endswith(": 5 cells pending: rerun to finish"), err
+    (kept,) = [c for c in cut["cells"] if c["status"] == "done"]
+    assert {k: kept[k] for k in FIGURES} == expected[kept["precision"], kept["delegate"]]
+    measured = {key: (attempts, finished) for key, attempts, finished in _attempts(store) if finished}
+    again = _validate(tiny_export, synth_dataset, emulated_device, apk, store, "xnnpack,cpu")
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert (rerun["ran"], rerun["skipped"], rerun["done"]) == (5, 1, 6)
+    assert {(c["precision"], c["delegate"]): {k: c[k] for k in FIGURES} for c in rerun["cells"]} == expected
+    after = {key: (attempts, finished) for key, attempts, finished in _attempts(store)}
+    assert len(measured) == 1 and all(after[key] == row for key, row in measured.items())  # not measured again
 
 
 def test_an_app_without_tensor_packs_is_refused_in_one_line(
