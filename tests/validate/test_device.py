@@ -3,9 +3,10 @@ AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is re
 delegate the device lacks is one line, an unplug keeps what was measured and a rerun finishes the rest, and an app
 too old for tensor packs is refused in one line. Skipped when the emulated device is not available here.
 
-The fixture's model is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and
-no drop can exceed the card's budgets: a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
-makes the drop, and the gate checks it against a budgets file of zero drops."""
+`tiny_export` is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and no drop
+can exceed the card's budgets: there a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
+makes the drop, checked against a budgets file of zero drops. `trained_export` has a real AP, which the `noise`
+fault drops beyond the card's own budget."""
 
 from __future__ import annotations
 
@@ -154,6 +155,32 @@ def test_an_unplug_keeps_what_was_measured_and_a_rerun_measures_only_the_rest(
     assert {(c["precision"], c["delegate"]): {k: c[k] for k in FIGURES} for c in rerun["cells"]} == expected
     after = {key: (attempts, finished) for key, attempts, finished in _attempts(store)}
     assert len(measured) == 1 and all(after[key] == row for key, row in measured.items())  # not measured again
+
+
+def test_noise_drops_a_trained_models_device_ap_and_fails_the_default_gate(
+    emulated_device, faulty_emulated_device, apk: Path, trained_export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, export = trained_export
+    store = tmp_path / "results.sqlite"
+    clean = _validate(export, data, emulated_device, apk, store)
+    assert clean.returncode == 0, clean.stderr
+    (exact,) = json.loads(clean.stdout)["cells"]
+    assert exact["host_ap"] > 0.3 and exact["mask_ap"] == exact["host_ap"]  # a model with real AP, computed right
+    noisy = _validate(export, data, faulty_emulated_device, apk, store)  # its XNNPACK adds noise to every output
+    assert noisy.returncode == 1, noisy.stderr
+    (cell,) = json.loads(noisy.stdout)["cells"]
+    assert cell["status"] == "done" and cell["host_ap"] == exact["host_ap"] and cell["mask_ap"] < cell["host_ap"]
+    drop = cell["host_ap_drop"]
+    assert drop == pytest.approx(cell["host_ap"] - cell["mask_ap"]) and drop > cell["budget"]["device_ap_drop_max"]
+    assert cell["budget"]["device_ap_drop_max"] == pytest.approx(0.001)  # models/blitzmask-tiny/numerics.yaml
+    assert cell["failures"] == [f"device AP drop {100 * drop:.2f} > 0.10 points"] and cell["passed"] is False
+    gate = run_cli("gate", store, "--json")  # the card's budgets
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    checks = json.loads(gate.stdout)["checks"]  # the clean phone's cell, then the noisy one's
+    assert [(c["check"], c["file"], c["target"], c["passed"]) for c in checks] == [
+        ("device_ap_drop", "tflite-fp32", "BlitzMask Emulated / xnnpack", passed) for passed in (True, False)
+    ]
+    assert (checks[0]["value"], checks[1]["value"]) == (0, pytest.approx(drop))
 
 
 def test_an_app_without_tensor_packs_is_refused_in_one_line(

@@ -3,8 +3,11 @@ phone's delegate can compute differently.
 
 - `fp16`: float inputs and outputs go through float16 (as a GPU delegate computing in half precision would);
   integer tensors are unchanged.
-- `noise`: every output tensor gets N(0, 0.05·std) noise (at least one step for integer tensors, rounded and
-  clipped to the dtype), seeded by the tensor's name in the output pack, so reruns are identical.
+- `noise`: every output tensor gets N(0, σ) noise with σ = 0.3 × the standard deviation of that tensor's own values
+  (its spread: the noise scales with what the head outputs; at least one step for integer tensors, rounded and
+  clipped to the dtype), seeded by the tensor's name in the output pack, so reruns are identical. Strong enough that
+  a trained model's AP drops (8.5 points for the trained blitzmask-tiny of the tests; docs/experiments.md), weak
+  enough that its detections survive.
 - `zero`: the first output tensor (index 0) is all zeros (raw zeros, also for int8 tensors).
 
 Faults change accuracy mode only; timing results are the host's as they are.
@@ -22,7 +25,7 @@ import numpy as np
 from blitzmask_deploy.bench.protocol import DELEGATES, pack_count, read_pack, write_pack
 
 KINDS = ("fp16", "noise", "zero")
-NOISE_STD = 0.05  # of each output tensor's own standard deviation
+NOISE_STD = 0.3  # of each output tensor's own standard deviation
 
 
 def check_faults(faults: dict[str, str] | None) -> dict[str, str]:
