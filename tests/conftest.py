@@ -80,6 +80,54 @@ def tiny_export(tiny_checkpoint: Path, synth_dataset: Path, tmp_path_factory: py
 
 
 @pytest.fixture(scope="session")
+def trained_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset, export) of a blitzmask-tiny with a real mask AP (about 0.6 on its val split), for checks a model
+    without AP cannot show (an AP that drops): trained on 8 easy images (the largest of the single-shape images of a
+    400-image synthetic split at 64×64), which are its val split too, for 100 steps, and exported to fp32. About
+    30 s on 2 cores; the same weights every run."""
+    import json
+    import shutil
+
+    import torch
+
+    from blitzmask_deploy.data.synthetic import generate_dataset
+    from blitzmask_deploy.export.pipeline import export_checkpoint
+    from blitzmask_deploy.train.config import TrainConfig
+    from blitzmask_deploy.train.trainer import train
+
+    root = tmp_path_factory.mktemp("trained")
+    source = generate_dataset(root / "source", train=0, val=400, size=64, seed=0, progress=False, workers=1)
+    coco = json.loads((source / "annotations" / "instances_val.json").read_text())
+    areas: dict[int, list[float]] = {}
+    for ann in coco["annotations"]:
+        areas.setdefault(ann["image_id"], []).append(ann["area"])
+    easy = sorted((a[0], i) for i, a in areas.items() if len(a) == 1)[-8:]
+    images = [img for img in coco["images"] if img["id"] in {i for _, i in easy}]
+    anns = [ann for ann in coco["annotations"] if ann["image_id"] in {i for _, i in easy}]
+    data = root / "data"
+    for split, copies in (("train", 25), ("val", 1)):  # 25 copies: an epoch of 25 steps of 8
+        (data / "images" / split).mkdir(parents=True)
+        for img in images:
+            shutil.copy(source / "images" / "val" / img["file_name"], data / "images" / split / img["file_name"])
+        split_coco = {
+            **coco,
+            "images": [{**img, "id": img["id"] * copies + c} for c in range(copies) for img in images],
+            "annotations": [{**a, "id": a["id"] * copies + c, "image_id": a["image_id"] * copies + c}
+                            for c in range(copies) for a in anns],
+        }  # fmt: skip
+        (data / "annotations").mkdir(exist_ok=True)
+        (data / "annotations" / f"instances_{split}.json").write_text(json.dumps(split_coco))
+    threads = torch.get_num_threads()
+    try:
+        recipe = {"epochs": 4, "batch_size": 8, "lr": 2e-2, "optimizer": "adamw", "mosaic": 0.0, "threads": 2}
+        train(TrainConfig(data, "blitzmask-tiny", root / "run", input_size=64, workers=0, progress=False, **recipe))
+    finally:
+        torch.set_num_threads(threads)  # the trainer sets it for the whole process
+    export_checkpoint(root / "run" / "best.pt", root / "export", formats=["fp32"], progress=False)
+    return data, root / "export"
+
+
+@pytest.fixture(scope="session")
 def bench_tflite() -> Path:
     """A 64×64 NHWC float conv-net .tflite (a few ms per run on one CPU thread)."""
     from tests.support.tflite_models import build_tflite
@@ -131,12 +179,12 @@ def faulty_emulated_device(emulated_device: object, tmp_path_factory: pytest.Tem
 
 @pytest.fixture(scope="session")
 def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dummy benchmark APK of the app's current version (versionCode 2) with its build sidecar."""
+    """A dummy benchmark APK of the app's current version (protocol.APP_VERSION_CODE) with its build sidecar."""
     import json
 
-    from blitzmask_deploy.bench.protocol import PACKAGE
+    from blitzmask_deploy.bench.protocol import APP_VERSION, APP_VERSION_CODE, PACKAGE
     from tests.support.fake_apk import write_apk
 
-    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, 2, "0.2.0")
-    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": 2}))
+    path = write_apk(tmp_path_factory.mktemp("apk") / "blitzmask-bench.apk", PACKAGE, APP_VERSION_CODE, APP_VERSION)
+    path.with_name(path.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": APP_VERSION_CODE}))
     return path

@@ -1,8 +1,7 @@
 """A phone (or the emulated device) behind an adb server, driven through adbutils.
 
-Every adb call has a timeout and every shell argument is quoted (protocol.quote_command); models and input sets
-are pushed to content-addressed paths, so local file names never reach the device shell (input tensor files keep
-their names, which protocol.input_set restricts to letters, digits and `._-`).
+Every adb call has a timeout and every shell argument is quoted (protocol.quote_command); models and input packs
+are pushed to content-addressed paths, so local file names never reach the device shell.
 """
 
 from __future__ import annotations
@@ -15,12 +14,20 @@ import re
 import socket
 import stat
 import struct
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blitzmask_deploy.bench import protocol
-from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout, InstrumentationFailed, RuntimeMissing
+from blitzmask_deploy.bench.errors import (
+    AppOutdated,
+    DeviceError,
+    DeviceGone,
+    DeviceTimeout,
+    InstrumentationFailed,
+    RuntimeMissing,
+)
 from blitzmask_deploy.bench.thermal import CLOCKS_SCRIPT, THERMAL_SCRIPT, parse_clocks_output, parse_thermal_output
 from blitzmask_deploy.core.errors import BadInput
 
@@ -134,8 +141,9 @@ class AndroidDevice:
         self.serial: str = adb_device.serial
         self.adb_server = adb_server
         self.instrument_timeout = instrument_timeout
-        self._verified: set[str] = set()  # model sha256s and input set digests checked on the device
+        self._verified: set[str] = set()  # sha256s of models and input packs checked on the device
         self._info: dict | None = None
+        self._app: int | None = None  # versionCode of the installed app, once known
 
     @classmethod
     def connect(cls, serial: str, adb_server: str, *, timeout: float = 60.0, **kwargs: Any) -> AndroidDevice:
@@ -205,7 +213,7 @@ class AndroidDevice:
 
     def ensure_app(self, apk: Path | None) -> int:
         """Install `apk` when the app is missing or older than its sidecar's versionCode → installed versionCode."""
-        installed = self.installed_version_code()
+        installed = self._app = self.installed_version_code()
         if apk is None:
             if installed is None:
                 raise DeviceError(
@@ -222,7 +230,8 @@ class AndroidDevice:
         if ret.returncode != 0 or "Success" not in ret.stdout:
             raise DeviceError(f"{self.serial}: pm install failed: {(ret.stdout + ret.stderr).strip()[-200:]}")
         self.sh(protocol.quote_command(["rm", "-f", APK_REMOTE]))
-        return self.installed_version_code() or wanted
+        self._app = self.installed_version_code() or wanted
+        return self._app
 
     def remote_sha256(self, remote: str) -> str | None:
         """sha256 of a device file (None when it does not exist)."""
@@ -233,62 +242,48 @@ class AndroidDevice:
     def prepare(self, model: Path, sha256: str) -> str:
         """Push `model` to its content-addressed path unless a file with that sha256 is already there."""
         remote = protocol.remote_model_path(sha256)
-        if sha256 in self._verified:
-            return remote
-        if self.remote_sha256(remote) != sha256:
-            folder = posixpath.dirname(remote)  # readable by the app's uid: dirs 755, file 644
-            self.sh(
-                protocol.quote_command(["mkdir", "-p", folder])
-                + " && "
-                + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, folder])
-            )
-            guarded_call(self.serial, "push model", send_file, self._dev, Path(model), remote)
-            got = self.remote_sha256(remote)
-            if got != sha256:
-                raise DeviceError(f"{self.serial}: pushed model has sha256 {got} instead of {sha256}")
+        if sha256 not in self._verified and self.remote_sha256(remote) != sha256:
+            self._push_checked(Path(model), remote, sha256, "model")
         self._verified.add(sha256)
         return remote
 
-    def push_inputs(self, files: list[Path], digest: str) -> str:
-        """Push input tensor files to REMOTE_ROOT/inputs/<digest>/ (digest from protocol.input_set) → that folder.
+    def push_inputs(self, pack: Path, sha256: str) -> str:
+        """Push an input pack to REMOTE_ROOT/inputs/<sha256>.pack unless the device holds it already (its sha256
+        checked on the device) → that path. AppOutdated when the installed app cannot read packs."""
+        self._require_accuracy_app()
+        remote = protocol.remote_inputs_path(sha256)
+        if sha256 not in self._verified and self.remote_sha256(remote) != sha256:
+            from blitzmask_deploy.core.artifacts import sha256_file  # not at module level: `blitzmask devices` is fast
 
-        Files the device already holds with the same sha256 are not pushed again; files of the folder that are
-        not in the set are removed."""
-        remote = protocol.remote_inputs_path(digest)
-        if digest in self._verified:
-            return remote
-        actual, wanted = protocol.input_set(files)
-        if actual != digest:
-            raise BadInput(f"input set digest {digest} does not match its files ({actual})")
-        held = self._remote_tensor_sha256s(remote)
-        stale = sorted(set(held) - set(wanted))
-        missing = [Path(p) for p in files if held.get(Path(p).name) != wanted[Path(p).name]]
-        if stale or missing:
-            self.sh(
-                protocol.quote_command(["mkdir", "-p", remote])
-                + " && "
-                + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, posixpath.dirname(remote), remote])
-            )
-            for chunk in range(0, len(stale), 100):
-                self.sh(protocol.quote_command(["rm", "-f", *(f"{remote}/{n}" for n in stale[chunk : chunk + 100])]))
-            for path in missing:
-                guarded_call(self.serial, "push input", send_file, self._dev, path, f"{remote}/{path.name}")
-            if self._remote_tensor_sha256s(remote) != wanted:
-                raise DeviceError(f"{self.serial}: the input set pushed to {remote} does not verify (sha256)")
-        self._verified.add(digest)
+            if sha256_file(pack) != sha256:
+                raise BadInput(f"input pack {pack} does not have the sha256 {sha256}")
+            self._push_checked(Path(pack), remote, sha256, "inputs")
+        self._verified.add(sha256)
         return remote
 
-    def _remote_tensor_sha256s(self, folder: str) -> dict[str, str]:
-        """{file name: sha256} of the .npy files in a device folder ({} when it does not exist)."""
-        find = ["find", ".", "-maxdepth", "1", "-type", "f", "-name", "*.npy", "-exec", "sha256sum", "{}", "+"]
-        ret = self.sh(protocol.quote_command(["cd", folder]) + " && " + protocol.quote_command(find), timeout=300.0)
-        if ret.returncode != 0:
-            return {}
-        shas = {}
-        for line in ret.stdout.splitlines():
-            digest, _, name = line.strip().partition("  ")
-            shas[posixpath.basename(name)] = digest.lower()
-        return shas
+    def _push_checked(self, local: Path, remote: str, sha256: str, what: str) -> None:
+        """Push a file into a folder the app's uid can read (dirs 755, file 644) and check its sha256 there."""
+        folder = posixpath.dirname(remote)
+        self.sh(
+            protocol.quote_command(["mkdir", "-p", folder])
+            + " && "
+            + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, folder])
+        )
+        guarded_call(self.serial, f"push {what}", send_file, self._dev, local, remote)
+        got = self.remote_sha256(remote)
+        if got != sha256:
+            raise DeviceError(f"{self.serial}: pushed {what} has sha256 {got} instead of {sha256}")
+
+    def _require_accuracy_app(self) -> None:
+        """AppOutdated (one line naming the device) unless the installed app reads and writes tensor packs."""
+        if self._app is None:
+            self._app = self.installed_version_code()
+        if self._app is None or self._app < protocol.APP_VERSION_CODE:
+            installed = "is not installed" if self._app is None else f"is versionCode {self._app}"
+            raise AppOutdated(
+                f"{self.serial}: the benchmark app {installed}; accuracy mode needs versionCode "
+                f"{protocol.APP_VERSION_CODE} or later: pass --apk android_bench/build/blitzmask-bench.apk (`make apk`)"
+            )
 
     def run(
         self,
@@ -323,43 +318,41 @@ class AndroidDevice:
     def run_accuracy(
         self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
     ) -> tuple[dict, dict[str, list[np.ndarray]]]:
-        """Run the app's accuracy mode on a pushed input set → (result JSON, {input stem: [output tensors]}).
+        """Run the app's accuracy mode on a pushed input pack → (result JSON, {input name: [output tensors]}).
 
-        The outputs are pulled from REMOTE_ROOT/outputs/<cell_key>/ and removed from the device; they are {}
-        unless the status is ok. A missing runtime or an unsupported delegate is the result's status."""
+        The output pack REMOTE_ROOT/outputs/<cell_key>.pack is pulled in one transfer and removed from the device;
+        the outputs are {} unless the status is ok. A missing runtime or an unsupported delegate is the result's
+        status; AppOutdated when the installed app cannot read packs."""
+        self._require_accuracy_app()
         out = protocol.remote_result_path(cell_key)
-        folder = protocol.remote_outputs_path(cell_key)
+        pack = protocol.remote_outputs_path(cell_key)
         self._prepare_result(out)
         self.sh(
-            protocol.quote_command(["rm", "-rf", folder])
+            protocol.quote_command(["mkdir", "-p", posixpath.dirname(pack)])
             + " && "
-            + protocol.quote_command(["mkdir", "-p", folder])
+            + protocol.quote_command(["chmod", "777", posixpath.dirname(pack)])  # the app writes as its own uid
             + " && "
-            + protocol.quote_command(["chmod", "755", protocol.REMOTE_ROOT, posixpath.dirname(folder)])
-            + " && "
-            + protocol.quote_command(["chmod", "777", folder])  # the app writes as its own uid
+            + protocol.quote_command(["rm", "-f", pack])
         )
         command = protocol.instrument_command(
             remote_model, delegate=delegate, threads=threads, out=out, mode="accuracy", inputs=remote_inputs,
-            outputs=folder,
+            outputs=pack,
         )  # fmt: skip
         result = self._instrument(command, out, self.instrument_timeout)
         if result.get("mode") != "accuracy":
             raise InstrumentationFailed(
                 f"{self.serial}: the benchmark app has no accuracy mode; install the current APK"
             )
-        outputs = self._pull_outputs(result, folder) if result["status"] == "ok" else {}
+        outputs = self._pull_outputs(result, pack) if result["status"] == "ok" else {}
         with contextlib.suppress(DeviceError):  # the outputs are in hand: a device gone now is found later
-            self.sh(protocol.quote_command(["rm", "-rf", folder]), timeout=120.0)
+            self.sh(protocol.quote_command(["rm", "-f", pack]), timeout=120.0)
         return result, outputs
 
-    def _pull_outputs(self, result: dict, folder: str) -> dict[str, list[np.ndarray]]:
-        entries = guarded_call(self.serial, "list outputs", self._dev.sync.list, folder)
-        names = sorted(e.path for e in entries if e.path.endswith(".npy"))
-        files = (
-            (n, guarded_call(self.serial, "pull output", self._dev.sync.read_bytes, f"{folder}/{n}")) for n in names
-        )
-        return protocol.collect_outputs(result, files)
+    def _pull_outputs(self, result: dict, pack: str) -> dict[str, list[np.ndarray]]:
+        with tempfile.TemporaryDirectory(prefix="blitzmask-outputs-") as tmp:
+            local = Path(tmp) / "outputs.pack"
+            guarded_call(self.serial, "pull outputs", self._dev.sync.pull, pack, str(local))
+            return protocol.collect_outputs(result, protocol.read_pack(local))
 
     def _prepare_result(self, out: str) -> None:
         """The result folder writable by the app's uid, no old result file in it."""

@@ -41,13 +41,13 @@ class Device(Protocol):
         """Run one cell → the protocol's result JSON."""
         ...
 
-    def push_inputs(self, files: list[Path], digest: str) -> str:
-        """Make a set of input tensor files (.npy; digest from protocol.input_set) available → the folder the app
-        reads; a set the device already holds is not pushed again."""
+    def push_inputs(self, pack: Path, sha256: str) -> str:
+        """Make an input tensor pack (protocol.write_pack) available → the path the app reads; a pack the device
+        already holds is not pushed again."""
         ...
 
     def run_accuracy(
         self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
     ) -> tuple[dict, dict[str, list[np.ndarray]]]:
-        """Run accuracy mode → (result JSON, {input stem: [output tensors in output index order]}; {} unless ok)."""
+        """Run accuracy mode → (result JSON, {input name: [output tensors in output index order]}; {} unless ok)."""
         ...

@@ -27,3 +27,7 @@ class RuntimeMissing(DeviceError):
     def __init__(self, message: str, result: dict | None = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class AppOutdated(DeviceError):
+    """The installed benchmark app is too old for the request (accuracy mode needs protocol.APP_VERSION_CODE)."""

@@ -4,18 +4,17 @@ Timing: the input tensor is filled once with random values of its dtype; `first_
 `invoke()` after `allocate_tensors()`, then `warmup` untimed runs, then `runs` timed `invoke()` calls
 (`runs_ms`). `init_ms` covers interpreter creation + allocate_tensors. Peak memory is this process's VmHWM.
 
-Accuracy: `run_local_accuracy` does what the app's accuracy mode does, on a folder of the host.
+Accuracy: `run_local_accuracy` does what the app's accuracy mode does, on tensor packs of the host.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import resource
-import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +24,10 @@ from blitzmask_deploy.bench.protocol import (
     base_accuracy_result,
     base_result,
     collect_outputs,
-    input_set,
-    load_tensor,
-    remote_inputs_path,
+    pack_count,
+    read_pack,
     remote_outputs_path,
-    save_tensor,
+    write_pack,
 )
 from blitzmask_deploy.bench.thermal import read_clocks, read_thermal_zones, wait_for_cooldown
 from blitzmask_deploy.core.errors import BadInput
@@ -150,9 +148,10 @@ def run_local_accuracy(
     threads: int = 4,
     device: dict | None = None,
 ) -> dict:
-    """Accuracy mode on the host, as the app runs it: every .npy file of `inputs` (sorted by name) through `model`,
-    each output tensor written raw to OUTPUTS/<input stem>.<output index>.npy → the accuracy result JSON (never
-    raises for model, runtime or input problems: those come back as a status with one line naming the file)."""
+    """Accuracy mode on the host, as the app runs it: every tensor of the input pack `inputs`, in pack order, through
+    `model`, each output tensor written raw to the output pack `outputs` as `<input name>.<output index>` → the
+    accuracy result JSON (never raises for model, runtime or input problems: those come back as a status with one
+    line naming the input)."""
     result = base_accuracy_result(str(model), inputs=str(inputs), outputs=str(outputs), delegate=delegate,
                                   threads=threads)  # fmt: skip
     litert = _host_runtime(result, delegate, device)
@@ -166,22 +165,19 @@ def run_local_accuracy(
     return result
 
 
-def _input_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ValueError(f"inputs folder not found: {folder}")
-    files = sorted((p for p in folder.iterdir() if p.name.endswith(".npy") and p.is_file()), key=lambda p: p.name)
-    if not files:
-        raise ValueError(f"no .npy files in the inputs folder {folder}")
-    if len(files) > MAX_SAMPLES:
-        raise ValueError(f"{len(files)} input files in {folder}: at most {MAX_SAMPLES} per request")
-    return files
+def _input_count(pack: Path) -> int:
+    if not pack.is_file():
+        raise ValueError(f"input pack not found: {pack}")
+    count = pack_count(pack)
+    if not 0 < count <= MAX_SAMPLES:
+        raise ValueError(f"{count} inputs in {pack.name}: 1 to {MAX_SAMPLES} per request")
+    return count
 
 
 def _run_inputs(litert, model: Path, inputs: Path, outputs: Path, result: dict, delegate: str, threads: int):
     if not model.is_file():
         raise ValueError(f"model not found or unreadable: {model}")
-    files = _input_files(inputs)
-    outputs.mkdir(parents=True, exist_ok=True)
+    count = _input_count(inputs)
     interp = _open(litert, model, result, delegate, threads)
     specs = interp.get_output_details()
     result["output_tensors"] = [
@@ -194,21 +190,24 @@ def _run_inputs(litert, model: Path, inputs: Path, outputs: Path, result: dict, 
         if out["dtype"] not in TENSOR_DTYPES:
             raise ValueError(f"output {i} ({out['name']}) is {out['dtype']}, which accuracy mode cannot write")
     want = interp.get_input_details()[0]
-    for path in files:
-        array = load_tensor(path, path.name)
-        if array.dtype != want["dtype"] or list(array.shape) != [int(n) for n in want["shape"]]:
-            raise ValueError(
-                f"{path.name}: {_describe(array.dtype, array.shape)} does not match the model's input "
-                f"{_describe(want['dtype'], want['shape'])}"
-            )
-        interp.set_tensor(want["index"], array)
-        t0 = time.perf_counter_ns()
-        interp.invoke()
-        result["samples_ms"].append((time.perf_counter_ns() - t0) / 1e6)
-        stem = path.name.removesuffix(".npy")
-        for i, spec in enumerate(specs):
-            save_tensor(outputs / f"{stem}.{i}.npy", interp.get_tensor(spec["index"]))
-        result["samples"] = len(result["samples_ms"])
+
+    def run() -> Iterator[tuple[str, np.ndarray]]:
+        for name, array in read_pack(inputs):
+            if array.dtype != want["dtype"] or list(array.shape) != [int(n) for n in want["shape"]]:
+                raise ValueError(
+                    f"{name}: {_describe(array.dtype, array.shape)} does not match the model's input "
+                    f"{_describe(want['dtype'], want['shape'])}"
+                )
+            interp.set_tensor(want["index"], array)
+            t0 = time.perf_counter_ns()
+            interp.invoke()
+            result["samples_ms"].append((time.perf_counter_ns() - t0) / 1e6)
+            result["samples"] = len(result["samples_ms"])
+            for i, spec in enumerate(specs):
+                yield f"{name}.{i}", interp.get_tensor(spec["index"])
+
+    outputs.parent.mkdir(parents=True, exist_ok=True)
+    write_pack(outputs, count * len(specs), run())
     result["status"] = "ok"
 
 
@@ -293,8 +292,8 @@ def _cpu_model() -> str | None:
 class LocalDevice:
     """This host as a benchmark device (serial 'local'): the same protocol through bench.local.
 
-    Accuracy mode stages input sets and outputs under `workdir` (default: a temporary folder removed with the
-    object)."""
+    Accuracy mode reads input packs in place and writes its output packs into `workdir` (default: a temporary folder
+    removed with the object)."""
 
     kind = "local"
     serial = LOCAL_SERIAL
@@ -314,7 +313,7 @@ class LocalDevice:
 
     @property
     def workdir(self) -> Path:
-        """Where input sets (inputs/<digest>/) and outputs (outputs/<cell key>/) are staged."""
+        """Where the output packs of accuracy mode are written (and removed once read)."""
         if self._workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="blitzmask-local-")
             self._workdir = Path(self._tmp.name)
@@ -346,38 +345,25 @@ class LocalDevice:
             Path(remote_model), thermal_root=self.thermal_root, cpufreq_root=self.cpufreq_root, **settings
         )
 
-    def push_inputs(self, files: list[Path], digest: str) -> str:
-        """Stage the input tensor files (hard links, else copies) under WORKDIR/inputs/<digest>/ → that folder;
-        a set staged before is reused."""
-        folder = self.workdir / "inputs" / PurePosixPath(remote_inputs_path(digest)).name  # a hex digest only
-        if (folder / ".complete").is_file():
-            return str(folder)
-        actual, _ = input_set(files)
-        if actual != digest:
-            raise BadInput(f"input set digest {digest} does not match its files ({actual})")
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        for path in files:
-            try:
-                os.link(path, folder / Path(path).name)
-            except OSError:
-                shutil.copyfile(path, folder / Path(path).name)
-        (folder / ".complete").touch()
-        return str(folder)
+    def push_inputs(self, pack: Path, sha256: str) -> str:
+        """The input pack is used in place (BadInput when its sha256 is not `sha256`)."""
+        from blitzmask_deploy.core.artifacts import sha256_file  # not at module level: `blitzmask devices` starts fast
+
+        if sha256_file(pack) != sha256:
+            raise BadInput(f"input pack {pack} does not have the sha256 {sha256}")
+        return str(pack)
 
     def run_accuracy(
         self, remote_model: str, remote_inputs: str, *, cell_key: str, delegate: str, threads: int
     ) -> tuple[dict, dict[str, list[np.ndarray]]]:
-        """Accuracy mode on the host → (result JSON, {input stem: [output tensors]}; {} unless status ok)."""
-        outputs = self.workdir / "outputs" / PurePosixPath(remote_outputs_path(cell_key)).name  # a hex key only
-        shutil.rmtree(outputs, ignore_errors=True)
+        """Accuracy mode on the host → (result JSON, {input name: [output tensors]}; {} unless status ok)."""
+        outputs = self.workdir / PurePosixPath(remote_outputs_path(cell_key)).name  # a hex key only
         try:
             result = run_local_accuracy(
                 Path(remote_model), Path(remote_inputs), outputs, delegate=delegate, threads=threads
             )
             if result["status"] != "ok":
                 return result, {}
-            files = sorted(outputs.glob("*.npy"))
-            return result, collect_outputs(result, ((p.name, p.read_bytes()) for p in files))
+            return result, collect_outputs(result, read_pack(outputs))
         finally:
-            shutil.rmtree(outputs, ignore_errors=True)
+            outputs.unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """The app ↔ driver protocol, schema 1 (see docs/benchmarking.md): command line, device paths, result parsing,
-and the `.npy` tensor files of accuracy mode.
+and the tensor packs of accuracy mode (named `.npy` tensors in one file).
 
-Every argument that goes into a device shell command is quoted with `shlex.quote`; model files and input sets
+Every argument that goes into a device shell command is quoted with `shlex.quote`; model files and input packs
 live at content-addressed paths, so a hostile local file name never reaches the device shell.
 """
 
@@ -10,20 +10,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from blitzmask_deploy.bench.errors import InstrumentationFailed
-from blitzmask_deploy.core.errors import BadInput
 
 if TYPE_CHECKING:
     import numpy as np
 
 SCHEMA = 1
-APP_VERSION = "0.2.0"
+APP_VERSION = "0.3.0"
+APP_VERSION_CODE = 3  # the app this driver speaks; accuracy mode reads and writes tensor packs since versionCode 3
 PACKAGE = "com.blitzmask.bench"
 RUNNER = f"{PACKAGE}/.BenchInstrumentation"
 REMOTE_ROOT = "/data/local/tmp/blitzmask"
@@ -36,8 +38,11 @@ ACCURACY_REQUIRED_KEYS = (
     "schema", "mode", "status", "delegate_requested", "threads", "samples", "samples_ms", "output_tensors",
 )  # fmt: skip
 TENSOR_DTYPES = ("float32", "float16", "int8", "uint8", "int32")
-MAX_SAMPLES = 20000  # input files per accuracy request (the app's limit: one binder transaction)
-_TENSOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,195}\.npy")
+MAX_SAMPLES = 20000  # inputs per accuracy request (the app's limit: one binder transaction)
+PACK_MAGIC = b"\x93BMPACK"
+PACK_VERSION = 1
+_PACK_HEADER = struct.Struct("<7sBI")  # magic, version, number of records
+_RECORD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 
 
 def quote_command(args: Iterable[str | int | float]) -> str:
@@ -57,16 +62,16 @@ def remote_result_path(cell_key: str) -> str:
     return f"{REMOTE_ROOT}/results/{cell_key}.json"
 
 
-def remote_inputs_path(digest: str) -> str:
-    """The device folder of the input set with this digest (see `input_set_digest`)."""
-    _check_hex(digest)
-    return f"{REMOTE_ROOT}/inputs/{digest}"
+def remote_inputs_path(sha256: str) -> str:
+    """Where the input pack with this sha256 lives on the device."""
+    _check_hex(sha256)
+    return f"{REMOTE_ROOT}/inputs/{sha256}.pack"
 
 
 def remote_outputs_path(cell_key: str) -> str:
-    """The device folder where the app writes the output tensors of one accuracy cell."""
+    """Where the app writes the output pack of one accuracy cell."""
     _check_hex(cell_key)
-    return f"{REMOTE_ROOT}/outputs/{cell_key}"
+    return f"{REMOTE_ROOT}/outputs/{cell_key}.pack"
 
 
 def _check_hex(value: str) -> None:
@@ -92,7 +97,7 @@ def instrument_args(
     """The argv of `am instrument` for one cell (unquoted; see `instrument_command`).
 
     Timing mode (the default) uses `warmup`, `runs`, `cooldown_c`, `sustained_s` and `target_fps`; accuracy mode
-    runs every .npy file of the device folder `inputs` and writes the output tensors into the folder `outputs`."""
+    runs every tensor of the device's input pack `inputs` and writes the output tensors into the pack `outputs`."""
     if delegate not in DELEGATES:
         raise ValueError(f"unknown delegate {delegate!r}")
     if mode not in MODES:
@@ -100,7 +105,7 @@ def instrument_args(
     extras: list[tuple[str, object]] = [("model", model), ("delegate", delegate), ("threads", threads)]
     if mode == "accuracy":
         if not inputs or not outputs:
-            raise ValueError("accuracy mode needs an inputs and an outputs folder")
+            raise ValueError("accuracy mode needs an inputs and an outputs pack")
         extras += [("mode", mode), ("inputs", inputs), ("outputs", outputs)]
     else:
         extras += [("warmup", warmup), ("runs", runs)]
@@ -223,79 +228,121 @@ def base_accuracy_result(model: str, *, inputs: str, outputs: str, delegate: str
     }
 
 
-# --- accuracy mode: input sets and .npy tensor files ---------------------------------------------------------
+# --- accuracy mode: tensor packs -------------------------------------------------------------------------------
 
 
-def input_set(files: Sequence[Path]) -> tuple[str, dict[str, str]]:
-    """(digest of the set, {file name: sha256}) of input tensor files; BadInput for names the device cannot take
-    (letters, digits, `._-`, ending in `.npy`), a name used twice, or more than MAX_SAMPLES files."""
-    from blitzmask_deploy.core.artifacts import sha256_file  # not at module level: `blitzmask devices` starts fast
+def write_pack(path: Path, count: int, tensors: Iterable[tuple[str, np.ndarray]]) -> str:
+    """Write `count` named tensors as one tensor pack (version PACK_VERSION, docs/benchmarking.md) → its sha256.
 
-    if not files:
-        raise BadInput("no input tensor files")
-    if len(files) > MAX_SAMPLES:
-        raise BadInput(f"{len(files)} input tensor files: at most {MAX_SAMPLES} per set")
-    shas: dict[str, str] = {}
-    for path in files:
-        name = Path(path).name
-        if not _TENSOR_NAME.fullmatch(name):
-            raise BadInput(f"input tensor file name {name!r}: use letters, digits, '._-' and end in .npy")
-        if name in shas:
-            raise BadInput(f"two input tensor files named {name}")
-        shas[name] = sha256_file(Path(path))
-    return input_set_digest(shas), shas
-
-
-def input_set_digest(shas: dict[str, str]) -> str:
-    """sha256 of the set's `sha256sum` listing sorted by name ("<sha256>  <name>\\n" per file)."""
-    listing = "".join(f"{shas[name]}  {name}\n" for name in sorted(shas))
-    return hashlib.sha256(listing.encode()).hexdigest()
-
-
-def save_tensor(path: Path, array: np.ndarray) -> None:
-    """Write one tensor as a .npy file the app reads (version 1.0, little-endian, C order, no pickle)."""
+    ValueError for a name the device cannot take (letters, digits, `._-`, at most 200), a name used twice, a dtype
+    that is not one of TENSOR_DTYPES, or another number of tensors than `count` (the file is then incomplete)."""
     import numpy as np
 
-    dtype = np.dtype(array.dtype)
-    if dtype.name not in TENSOR_DTYPES:
-        raise ValueError(f"dtype {dtype} is not one of {', '.join(TENSOR_DTYPES)}")
-    np.save(path, np.ascontiguousarray(array, dtype=dtype.newbyteorder("<")), allow_pickle=False)
+    if not 0 <= count < 2**32:
+        raise ValueError(f"a tensor pack holds 0 to {2**32 - 1} tensors, not {count}")
+    digest = hashlib.sha256()
+    names: set[str] = set()
+    with Path(path).open("wb") as out:
+
+        def put(data: bytes) -> None:
+            out.write(data)
+            digest.update(data)
+
+        put(_PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, count))
+        for name, array in tensors:
+            if not _RECORD_NAME.fullmatch(name):
+                raise ValueError(f"tensor name {name!r}: use letters, digits and '._-' (at most 200)")
+            if name in names:
+                raise ValueError(f"two tensors named {name}")
+            if len(names) == count:
+                raise ValueError(f"more than the {count} tensors the pack was opened for")
+            names.add(name)
+            dtype = np.dtype(array.dtype)
+            if dtype.name not in TENSOR_DTYPES:
+                raise ValueError(f"{name}: dtype {dtype} is not one of {', '.join(TENSOR_DTYPES)}")
+            record = io.BytesIO()
+            little = np.asarray(array, dtype=dtype.newbyteorder("<"), order="C")  # 0-d stays 0-d
+            np.lib.format.write_array(record, little, version=(1, 0), allow_pickle=False)
+            put(struct.pack("<H", len(name)) + name.encode("ascii") + record.getvalue())
+    if len(names) != count:
+        raise ValueError(f"{len(names)} tensors written, the pack was opened for {count}")
+    return digest.hexdigest()
 
 
-def load_tensor(source: Path | bytes, name: str | None = None) -> np.ndarray:
-    """Read one .npy tensor (never unpickling); ValueError naming the file when it is not one of TENSOR_DTYPES."""
+def pack_count(path: Path) -> int:
+    """The number of tensors a pack's header announces; ValueError naming the file when it is not a tensor pack."""
+    with Path(path).open("rb") as source:
+        return _read_pack_header(source, path)
+
+
+def read_pack(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, tensor) of every record of a tensor pack, in file order (never unpickling); ValueError naming the file
+    and the record when it is not a complete pack of TENSOR_DTYPES tensors."""
+    with Path(path).open("rb") as source:
+        count = _read_pack_header(source, path)
+        for i in range(count):
+            where = f"{Path(path).name}: record {i}"
+            size = source.read(2)
+            name_bytes = source.read(struct.unpack("<H", size)[0]) if len(size) == 2 else b""
+            name = name_bytes.decode("ascii", "replace")
+            if not _RECORD_NAME.fullmatch(name):
+                raise ValueError(f"{where}: truncated, or a bad tensor name {name!r}")
+            yield name, _read_npy(source, f"{where} ({name})")
+        if source.read(1):
+            raise ValueError(f"{Path(path).name}: bytes after its {count} records")
+
+
+def _read_pack_header(source: BinaryIO, path: Path) -> int:
+    header = source.read(_PACK_HEADER.size)
+    if len(header) != _PACK_HEADER.size or not header.startswith(PACK_MAGIC):
+        raise ValueError(f"{Path(path).name}: not a tensor pack")
+    _, version, count = _PACK_HEADER.unpack(header)
+    if version != PACK_VERSION:
+        raise ValueError(f"{Path(path).name}: tensor pack version {version}, this driver reads {PACK_VERSION}")
+    return count
+
+
+def _read_npy(source: BinaryIO, where: str) -> np.ndarray:
+    """One .npy version-1.0 record of TENSOR_DTYPES, little-endian, C order, read from the current position."""
     import numpy as np
 
-    name = name or str(source)
     try:
-        array = np.load(source if isinstance(source, Path) else io.BytesIO(source), allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{name}: not a readable .npy tensor ({str(err).splitlines()[0]})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.name not in TENSOR_DTYPES:
-        raise ValueError(f"{name}: dtype {getattr(array, 'dtype', type(array).__name__)} is not a tensor dtype")
-    return array
+        version = np.lib.format.read_magic(source)
+        if version != (1, 0):
+            raise ValueError(f".npy version {version[0]}.{version[1]} (1.0 only)")
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(source)
+    except ValueError as err:
+        raise ValueError(f"{where}: not a readable .npy tensor ({str(err).splitlines()[0]})") from None
+    if dtype.name not in TENSOR_DTYPES or dtype.byteorder == ">":
+        raise ValueError(f"{where}: dtype '{dtype.str}' is not one of {', '.join(TENSOR_DTYPES)} (little-endian)")
+    if fortran:
+        raise ValueError(f"{where}: Fortran order (tensors are in C order)")
+    data = bytearray(dtype.itemsize * math.prod(shape))
+    if source.readinto(data) != len(data):
+        raise ValueError(f"{where}: truncated")
+    return np.frombuffer(data, dtype).reshape(shape)
 
 
-def collect_outputs(result: dict, files: Iterable[tuple[str, bytes]]) -> dict[str, list[np.ndarray]]:
-    """{input stem: [output tensor 0, 1, …]} from the `<stem>.<index>.npy` files of an accuracy run, checked
-    against the result's `samples` and `output_tensors` (InstrumentationFailed when they disagree)."""
+def collect_outputs(result: dict, records: Iterable[tuple[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
+    """{input name: [output tensor 0, 1, …]} from the `<input name>.<output index>` records of an accuracy run's
+    output pack, checked against the result's `samples` and `output_tensors` (InstrumentationFailed when they
+    disagree or the pack is not one)."""
     specs = result["output_tensors"]
     grouped: dict[str, dict[int, np.ndarray]] = {}
-    for name, data in files:
-        stem, _, index = name.removesuffix(".npy").rpartition(".")
-        if not name.endswith(".npy") or not stem or not index.isdigit():
-            raise InstrumentationFailed(f"unexpected output file {name!r}")
-        try:
-            array = load_tensor(data, name)
-        except ValueError as err:
-            raise InstrumentationFailed(str(err)) from None
-        spec = specs[int(index)] if int(index) < len(specs) else None
-        if spec is None or array.dtype.name != spec["dtype"] or list(array.shape) != spec["shape"]:
-            raise InstrumentationFailed(f"output file {name} ({array.dtype} {array.shape}) does not match {spec}")
-        grouped.setdefault(stem, {})[int(index)] = array
-    incomplete = sorted(stem for stem, outs in grouped.items() if len(outs) != len(specs))
+    try:
+        for name, array in records:
+            stem, _, index = name.rpartition(".")
+            if not stem or not index.isdigit():
+                raise InstrumentationFailed(f"unexpected output tensor {name!r}")
+            spec = specs[int(index)] if int(index) < len(specs) else None
+            if spec is None or array.dtype.name != spec["dtype"] or list(array.shape) != spec["shape"]:
+                raise InstrumentationFailed(f"output {name} ({array.dtype} {array.shape}) does not match {spec}")
+            grouped.setdefault(stem, {})[int(index)] = array
+    except ValueError as err:
+        raise InstrumentationFailed(f"output pack: {err}") from None
+    incomplete = [stem for stem, outs in grouped.items() if len(outs) != len(specs)]
     if len(grouped) != result["samples"] or incomplete:
         raise InstrumentationFailed(
             f"outputs of {len(grouped)} samples ({result['samples']} run), incomplete: {', '.join(incomplete[:5])}"
         )
-    return {stem: [grouped[stem][i] for i in range(len(specs))] for stem in sorted(grouped)}
+    return {stem: [outs[i] for i in range(len(specs))] for stem, outs in grouped.items()}

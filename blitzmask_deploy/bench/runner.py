@@ -203,7 +203,7 @@ def run_sweep(
         )
         for i, (device, cells) in enumerate(plans)
     ]
-    with _renewing(store, owner):
+    with renewing(store, owner):
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -260,14 +260,15 @@ def _device_worker(
 
 
 @contextmanager
-def _renewing(store: ResultStore, owner: str) -> Iterator[None]:
-    """Renew `owner`'s leases every RENEW_S in a background thread; drop them when the block ends."""
+def renewing(store: ResultStore, owner: str, table: str = "cells") -> Iterator[None]:
+    """Renew `owner`'s leases on the cells of `table` every RENEW_S in a background thread; drop them when the block
+    ends."""
     stop = threading.Event()
 
     def renew() -> None:
         while not stop.wait(RENEW_S):
             try:
-                store.renew(owner)
+                store.renew(owner, table)
             except BadInput:  # the store is busy right now: the lease outlives two missed renewals
                 continue
         store.close()
@@ -279,7 +280,7 @@ def _renewing(store: ResultStore, owner: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-        store.release(owner)
+        store.release(owner, table)
 
 
 def _run_cell(device: Device, cell: CellSpec, store: ResultStore, settings: Settings) -> None:

@@ -1,17 +1,18 @@
 """SQLite result store: one row per benchmark cell, pending → done|failed, safe for one thread per device.
 
 Accuracy cells (`blitzmask validate --device`: the outputs of one exported file on one device and delegate) live
-in a second table of the same file, `accuracy_cells`, with the same pending → done|failed life; it is created when
-a store is opened, so stores written before it existed keep working.
+in a second table of the same file, `accuracy_cells`, with the same pending → done|failed life and the same claims;
+it is created when a store is opened, so stores written before it existed keep working. Both kinds of cell share
+their first fields (`CellBase`: the file, the device, the delegate and threads).
 
 A sweep first inserts every cell as 'pending' (INSERT OR IGNORE on the unique `cell_key`), then each finished
 cell is written in one transaction. Re-running the same sweep skips 'done' cells, so a killed or unplugged
 sweep is completed by running it again — nothing lost, nothing duplicated.
 
-Before measuring a cell a sweep claims it (`claim`): one transaction sets `claimed_by` (host:pid:token) and a
-lease (`lease_until`, epoch seconds, renewed while the sweep runs) on a pending cell nobody else holds, so two
-processes sweeping the same cells never measure one twice. A lease whose time has passed, or whose owner process
-on this host no longer exists, is taken over.
+Before measuring a cell a sweep (or a `validate --device` run) claims it (`claim`): one transaction sets
+`claimed_by` (host:pid:token) and a lease (`lease_until`, epoch seconds, renewed while the run lasts) on a pending
+cell nobody else holds, so two processes measuring the same cells never measure one twice. A lease whose time has
+passed, or whose owner process on this host no longer exists, is taken over.
 
 A file that is not SQLite, or a SQLite file without the `cells` table, is refused untouched; a store locked by
 another process is waited for `timeout` seconds (default 30, or BLITZMASK_STORE_TIMEOUT) and then refused —
@@ -28,11 +29,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from blitzmask_deploy.bench.stats import summarize
 from blitzmask_deploy.core.errors import BadInput
@@ -69,8 +71,11 @@ _ACCURACY_COLUMNS = """
 
 
 @dataclass(frozen=True)
-class CellSpec:
-    """Everything that identifies one benchmark cell (its settings and where it runs)."""
+class CellBase:
+    """What every cell names: the model file, where it runs (the device) and how (delegate, threads). The fields are
+    the first columns of both tables; `table` is the table a kind of cell lives in."""
+
+    table: ClassVar[str]
 
     model_path: str
     model_sha256: str
@@ -83,6 +88,14 @@ class CellSpec:
     device_fingerprint: str | None
     delegate: str
     threads: int
+
+
+@dataclass(frozen=True)
+class CellSpec(CellBase):
+    """Everything that identifies one benchmark cell: its timing settings besides the file and the device."""
+
+    table: ClassVar[str] = "cells"
+
     warmup: int
     runs: int
     sustained_s: float = 0.0
@@ -106,21 +119,12 @@ class CellSpec:
 
 
 @dataclass(frozen=True)
-class AccuracyCellSpec:
+class AccuracyCellSpec(CellBase):
     """Everything that identifies one accuracy cell: a file's outputs on the val images of a dataset, on one device
     with one delegate and thread count."""
 
-    model_path: str
-    model_sha256: str
-    model_name: str
-    variant: str | None
-    precision: str | None
-    device_serial: str
-    device_kind: str
-    device_model: str | None
-    device_fingerprint: str | None
-    delegate: str
-    threads: int
+    table: ClassVar[str] = "accuracy_cells"
+
     dataset: str
     images: int
     data_digest: str  # sha256 of the val annotations and of every image used
@@ -238,11 +242,12 @@ class ResultStore:
             with conn:
                 yield conn
 
-    def add_pending(self, cells: list[CellSpec] | list[AccuracyCellSpec]) -> int:
-        """Insert cells (benchmark or accuracy cells) not stored yet as 'pending'; returns how many were new."""
+    def add_pending(self, cells: Sequence[CellSpec] | Sequence[AccuracyCellSpec]) -> int:
+        """Insert cells (benchmark or accuracy cells, one kind) not stored yet as 'pending'; returns how many were
+        new."""
         if not cells:  # e.g. every device went away before its cells were planned
             return 0
-        table = _table(cells[0])
+        table = cells[0].table
         cols = [*asdict(cells[0]).keys(), "cell_key", "status"]
         sql = f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         with self._tx() as conn:
@@ -376,7 +381,3 @@ def _claimable(row: sqlite3.Row, owner: str) -> bool:
     if holder is None or until is None or holder == owner:
         return True
     return until < time.time() or not owner_alive(holder)
-
-
-def _table(cell: CellSpec | AccuracyCellSpec) -> str:
-    return "accuracy_cells" if isinstance(cell, AccuracyCellSpec) else "cells"

@@ -108,7 +108,12 @@ def _validate_on_devices(
         info(f"interrupted: cells still pending in {store}: rerun to finish")
         raise typer.Exit(130) from None
     for serial, reason in outcome.gone.items():
+        pending = sum(r["device_serial"] == serial and r["status"] == "pending" for r in outcome.rows)
+        why = " ".join(reason.split())
+        info(f"device {serial} is offline or gone ({why}): {pending} cells pending: rerun to finish")
+    if outcome.claimed_elsewhere:
         info(
-            f"device {serial} is offline or gone ({' '.join(reason.split())}): its cells stay pending: rerun to finish"
+            f"{outcome.claimed_elsewhere} cells are being measured by another validate process on this store: "
+            "rerun when it ends"
         )
     emit_verdict(outcome, as_json)

@@ -123,7 +123,7 @@ def decode(
     cell, labels = np.divmod(top, num_classes)
     ys, xs = np.divmod(cell, w)
     if "box" in outputs:
-        ltrb = np.asarray(_squeeze(outputs["box"]), np.float32)[ys, xs] * BOX_UNIT
+        ltrb = np.maximum(np.asarray(_squeeze(outputs["box"]), np.float32)[ys, xs], 0) * BOX_UNIT  # the head's ReLU
         cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
         boxes = np.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], axis=1) / info.scale
         boxes = np.clip(boxes, 0, [info.orig_w, info.orig_h, info.orig_w, info.orig_h]).astype(np.float32)

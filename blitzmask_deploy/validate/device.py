@@ -1,10 +1,12 @@
 """`blitzmask validate EXPORT_DIR --data DIR --device ...`: mask AP of every exported .tflite file measured on
 devices, per delegate (the app's accuracy mode), beside the same file on host LiteRT and the checkpoint.
 
-The val images are preprocessed as the host does it (and quantised for int8 inputs) into .npy input sets, one per
-input spec, cached in a content-addressed folder next to the store and pushed once per device. Each (file, device,
-delegate, threads) is an accuracy cell of the bench result store: pending → done|failed, so an unplugged device
-leaves its cells pending and the same command finishes them, measuring nothing that is done again.
+The val images are preprocessed as the host does it (and quantised for int8 inputs) into one tensor pack per input
+spec, cached next to the store and pushed once per device (content-addressed: a device that holds it is not sent it
+again). Each (file, device, delegate, threads) is an accuracy cell of the bench result store: pending → done|failed,
+so an unplugged device leaves its cells pending and the same command finishes them, measuring nothing that is done
+again. A cell is claimed in the store (a lease, renewed while the run lasts) before it is measured, so two runs on
+one store never measure the same cell twice.
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blitzmask_deploy.bench.device import Device
-from blitzmask_deploy.bench.errors import DeviceError, DeviceGone
+from blitzmask_deploy.bench.errors import AppOutdated, DeviceError, DeviceGone
 from blitzmask_deploy.bench.local import LocalDevice
-from blitzmask_deploy.bench.protocol import input_set, save_tensor
-from blitzmask_deploy.bench.runner import still_alive
-from blitzmask_deploy.bench.store import AccuracyCellSpec, ResultStore
-from blitzmask_deploy.core.artifacts import ExportedFile, TensorSpec, load_manifest, manifest_path, verify_file
+from blitzmask_deploy.bench.protocol import write_pack
+from blitzmask_deploy.bench.runner import renewing, still_alive
+from blitzmask_deploy.bench.store import AccuracyCellSpec, ResultStore, new_owner
+from blitzmask_deploy.core.artifacts import (
+    ExportedFile,
+    TensorSpec,
+    load_manifest,
+    manifest_path,
+    sha256_file,
+    verify_file,
+)
 from blitzmask_deploy.core.errors import BadInput
 
 if TYPE_CHECKING:
@@ -52,6 +63,7 @@ class DeviceValidation:
     budgets: dict[str, float | None]  # precision → allowed drop vs host (0–1), None: not checked
     ran: int = 0
     skipped: int = 0
+    claimed_elsewhere: int = 0  # pending cells another live run held when this one reached them
     gone: dict[str, str] = field(default_factory=dict)
 
     def cell(self, row: dict) -> dict:
@@ -98,6 +110,7 @@ class DeviceValidation:
             "store": str(self.store),
             "ran": self.ran,
             "skipped": self.skipped,
+            "claimed_elsewhere": self.claimed_elsewhere,
             **{s: sum(r["status"] == s for r in self.rows) for s in ("done", "failed", "pending")},
             "devices_stopped": self.gone,
             "cells": [self.cell(r) for r in self.rows],
@@ -180,25 +193,25 @@ def run_validate_device(
     outcome.skipped = len(keys) - len(todo)
     if todo:
         run = _Measurement(export_dir, dataset, count, digest, store, threads, apk, progress, log)
-        for entry, path in files:
-            cells = [(d, c) for d, c in todo if c.model_sha256 == entry.sha256]
-            if cells:
-                outcome.ran += run.file(entry, path, cells, outcome.gone)
+        with renewing(store, run.owner, TABLE):
+            for entry, path in files:
+                cells = [(d, c) for d, c in todo if c.model_sha256 == entry.sha256]
+                if cells:
+                    run.file(entry, path, cells, outcome)
     outcome.rows = store.cells(keys=keys, table=TABLE)
     return outcome
 
 
 def data_digest(dataset: CocoDataset, count: int) -> str:
-    """sha256 of the val annotation file and of the first `count` image files (what the input sets are made of)."""
-    from blitzmask_deploy.core.artifacts import sha256_file
-
+    """sha256 of the val annotation file and of the first `count` image files (what the input packs are made of)."""
     parts = [sha256_file(dataset.ann_path), str(count)]
     parts += [sha256_file(dataset.image_path(i)) for i in range(count)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 class _Measurement:
-    """What measuring pending cells needs once: the checkpoint's AP, the input sets, the host's outputs per file."""
+    """Measuring the pending cells of one run: the input packs, the host's outputs per file and the checkpoint's AP,
+    each made once and only when a cell this run claimed needs it."""
 
     def __init__(
         self,
@@ -212,102 +225,132 @@ class _Measurement:
         progress: bool,
         log: Callable[[str], None],
     ) -> None:
-        self.dataset, self.count, self.digest, self.store = dataset, count, digest, store
+        self.export_dir, self.dataset, self.count, self.digest, self.store = export_dir, dataset, count, digest, store
         self.threads, self.apk, self.progress, self.log = threads, apk, progress, log
+        self.owner = new_owner()
         self.cache = store.path.parent / f"{store.path.stem}-inputs"
-        self.reference_ap = _stored_reference_ap(store, digest) or self._checkpoint_ap(export_dir)
         self.host = LocalDevice()
         self.apps: set[str] = set()
         self.pushed: dict[tuple[str, str], str] = {}
 
-    def _checkpoint_ap(self, export_dir: Path) -> float:
+    @cached_property
+    def reference_ap(self) -> float:
+        """The checkpoint's AP on the same images: stored by an earlier run, else measured now."""
+        stored = _stored_reference_ap(self.store, self.digest)
+        return stored if stored is not None else self._checkpoint_ap()
+
+    def _checkpoint_ap(self) -> float:
         from blitzmask_deploy.inference.dataset import evaluate_run, predict_dataset
         from blitzmask_deploy.inference.runtimes import TorchRuntime
         from blitzmask_deploy.validate.export_dir import load_source_checkpoint
 
-        manifest = load_manifest(export_dir)
+        manifest = load_manifest(self.export_dir)
         runtime = TorchRuntime(load_source_checkpoint(manifest), manifest.input_size, threads=self.threads)
         run = predict_dataset(runtime, self.dataset, max_images=self.count, progress=self.progress, desc="checkpoint")
         return float(evaluate_run(run, self.dataset)["mask_ap"])
 
-    def input_set(self, spec: TensorSpec) -> tuple[list[Path], str]:
-        """The .npy input files of the val images for an input spec (written once into the cache) and their digest."""
+    def input_pack(self, spec: TensorSpec) -> tuple[Path, str]:
+        """The val images for an input spec as one tensor pack, named by image id (written once into the cache, under
+        a name of the images and the spec), and its sha256."""
+        ident = json.dumps([self.digest, spec.model_dump(mode="json")], sort_keys=True)
+        pack = self.cache / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.pack"
+        if pack.is_file():
+            return pack, sha256_file(pack)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        partial = self.cache / f".{pack.name}.{uuid.uuid4().hex[:8]}.partial"  # another run may write it too
+        try:
+            sha256 = write_pack(partial, self.count, self._tensors(spec))
+            partial.replace(pack)
+        finally:
+            partial.unlink(missing_ok=True)
+        return pack, sha256
+
+    def _tensors(self, spec: TensorSpec) -> Iterator[tuple[str, np.ndarray]]:
         from blitzmask_deploy.inference.preprocess import preprocess
         from blitzmask_deploy.inference.runtimes import quantize
 
-        ident = json.dumps([self.digest, spec.model_dump(mode="json")], sort_keys=True)
-        folder = self.cache / hashlib.sha256(ident.encode()).hexdigest()[:32]
-        files = [folder / f"{self.dataset.image_ids[i]}.npy" for i in range(self.count)]
-        if not (folder / ".complete").is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            for i, path in enumerate(files):
-                x, _ = preprocess(self.dataset.read_image(i), spec.shape[1])
-                save_tensor(path, quantize(x, spec))
-            (folder / ".complete").touch()
-        return files, input_set(files)[0]
+        for i in range(self.count):
+            x, _ = preprocess(self.dataset.read_image(i), spec.shape[1])
+            yield str(self.dataset.image_ids[i]), quantize(x, spec)
 
     def file(
-        self, entry: ExportedFile, path: Path, cells: list[tuple[Device, AccuracyCellSpec]], gone: dict[str, str]
-    ) -> int:
-        """Run one file's pending cells → how many ran; a device that goes away is added to `gone`."""
-        files, digest = self.input_set(entry.inputs[0])
-        result, outputs = self.host.run_accuracy(
-            str(path), self.host.push_inputs(files, digest), cell_key=entry.sha256[:32], delegate=HOST_DELEGATE,
-            threads=self.threads,
-        )  # fmt: skip
-        if result["status"] != "ok":
-            raise BadInput(f"{entry.name} on host LiteRT: {result['status']}: {result['error']}")
-        host = _heads(outputs, result, entry)
-        host_ap = self._ap(host, entry)
-        ran = 0
+        self, entry: ExportedFile, path: Path, cells: list[tuple[Device, AccuracyCellSpec]], outcome: DeviceValidation
+    ) -> None:
+        """Measure the cells of one file that this run can claim; a device that goes away is added to
+        `outcome.gone`, a cell another run holds is left to it."""
+        pack, sha256 = self.input_pack(entry.inputs[0])
+        host: tuple[dict[str, dict[str, np.ndarray]], float] | None = None
         for device, cell in cells:
-            if device.serial in gone:
+            if device.serial in outcome.gone:
+                continue
+            if not self.store.claim(cell.key, self.owner, table=TABLE):
+                outcome.skipped += 1
+                outcome.claimed_elsewhere += self.store.status(cell.key, TABLE) == "pending"
                 continue
             where = f"{entry.name} on {device.serial} / {cell.delegate}"
             try:
-                result, outputs = self._run(device, cell, files, digest)
+                result, outputs = self._run(device, cell, pack, sha256)
+            except AppOutdated as err:
+                raise BadInput(str(err)) from None
             except DeviceGone as err:
-                gone[device.serial] = str(err)
+                outcome.gone[device.serial] = str(err)
                 continue
             except DeviceError as err:
                 if not still_alive(device):
-                    gone[device.serial] = str(err)
+                    outcome.gone[device.serial] = str(err)
                     continue
                 self.store.fail(cell.key, str(err), TABLE)
                 self.log(f"{where}: failed: {' '.join(str(err).split())}")
-                ran += 1
+                outcome.ran += 1
                 continue
-            ran += 1
+            outcome.ran += 1
             if result["status"] != "ok":
                 self.store.finish_accuracy(cell.key, result, {})
                 self.log(f"{where}: {result['status']}: {result.get('error')}")
                 continue
+            host = host or self._host(entry, path, pack, sha256)
             try:
                 heads = _heads(outputs, result, entry)
-                max_abs, mean_abs = _parity(host, heads)
+                max_abs, mean_abs = _parity(host[0], heads)
             except ValueError as err:
                 self.store.fail(cell.key, str(err), TABLE)
                 self.log(f"{where}: failed: {err}")
                 continue
-            figures = {"mask_ap": self._ap(heads, entry), "host_ap": host_ap, "reference_ap": self.reference_ap,
+            figures = {"mask_ap": self._ap(heads, entry), "host_ap": host[1], "reference_ap": self.reference_ap,
                        "parity": max_abs, "parity_mean": mean_abs}  # fmt: skip
             self.store.finish_accuracy(cell.key, result, figures)
             if self.progress:
-                self.log(f"{where}: mask AP {100 * figures['mask_ap']:.2f} (host {100 * host_ap:.2f})")
-        return ran
+                self.log(f"{where}: mask AP {100 * figures['mask_ap']:.2f} (host {100 * host[1]:.2f})")
+
+    def _host(
+        self, entry: ExportedFile, path: Path, pack: Path, sha256: str
+    ) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+        """The same file on host LiteRT (XNNPACK, the same threads and input pack): its outputs and its AP."""
+        result, outputs = self.host.run_accuracy(
+            str(path), self._push(self.host, pack, sha256), cell_key=entry.sha256[:32], delegate=HOST_DELEGATE,
+            threads=self.threads,
+        )  # fmt: skip
+        if result["status"] != "ok":
+            raise BadInput(f"{entry.name} on host LiteRT: {result['status']}: {result['error']}")
+        heads = _heads(outputs, result, entry)
+        return heads, self._ap(heads, entry)
+
+    def _push(self, device: Device, pack: Path, sha256: str) -> str:
+        if (device.serial, sha256) not in self.pushed:
+            self.pushed[device.serial, sha256] = device.push_inputs(pack, sha256)
+        return self.pushed[device.serial, sha256]
 
     def _run(
-        self, device: Device, cell: AccuracyCellSpec, files: list[Path], digest: str
+        self, device: Device, cell: AccuracyCellSpec, pack: Path, sha256: str
     ) -> tuple[dict, dict[str, list[np.ndarray]]]:
         if device.serial not in self.apps:
             device.ensure_app(self.apk)
             self.apps.add(device.serial)
-        if (device.serial, digest) not in self.pushed:
-            self.pushed[device.serial, digest] = device.push_inputs(files, digest)
+        remote_inputs = self._push(device, pack, sha256)
         remote = device.prepare(Path(cell.model_path), cell.model_sha256)
         self.store.mark_started(cell.key, TABLE)
         return device.run_accuracy(
-            remote, self.pushed[device.serial, digest], cell_key=cell.key, delegate=cell.delegate, threads=cell.threads
+            remote, remote_inputs, cell_key=cell.key, delegate=cell.delegate, threads=cell.threads
         )
 
     def _ap(self, heads: dict[str, dict[str, np.ndarray]], entry: ExportedFile) -> float:
@@ -334,7 +377,7 @@ def _stored_reference_ap(store: ResultStore, digest: str) -> float | None:
 
 
 def _heads(outputs: dict[str, list[np.ndarray]], result: dict, entry: ExportedFile) -> dict[str, dict[str, np.ndarray]]:
-    """{image stem: {head: float32 tensor}}: raw outputs in output index order, named and dequantised through the
+    """{image id: {head: float32 tensor}}: raw outputs in output index order, named and dequantised through the
     manifest's output specs; ValueError when the file's outputs are not the manifest's."""
     from blitzmask_deploy.inference.runtimes import dequantize
 

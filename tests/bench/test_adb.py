@@ -6,15 +6,24 @@ import hashlib
 import json
 import shlex
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from adbutils.errors import AdbError, AdbTimeout
 
 from blitzmask_deploy.bench import adb, protocol
 from blitzmask_deploy.bench.adb import AndroidDevice, apk_version_code, parse_server
-from blitzmask_deploy.bench.errors import DeviceError, DeviceGone, DeviceTimeout, InstrumentationFailed, RuntimeMissing
+from blitzmask_deploy.bench.errors import (
+    AppOutdated,
+    DeviceError,
+    DeviceGone,
+    DeviceTimeout,
+    InstrumentationFailed,
+    RuntimeMissing,
+)
 from blitzmask_deploy.bench.thermal import THERMAL_SCRIPT
 from blitzmask_deploy.core.errors import BadInput
 
@@ -49,6 +58,11 @@ class FakeSync:
             raise AdbError(f"open failed: No such file or directory: {path}")
         return self.dev.files[path]
 
+    def pull(self, src: str, dst: str) -> int:
+        self.dev.pulls.append(src)
+        Path(dst).write_bytes(self.read_bytes(src))
+        return len(self.dev.files[src])
+
 
 class FakeAdb:
     """Stands in for adbutils.AdbDevice: a tiny device shell over a dict of files."""
@@ -58,6 +72,7 @@ class FakeAdb:
     def __init__(self, result_status: str = "ok", write_file: bool = True) -> None:
         self.commands: list[str] = []
         self.pushes: list[str] = []
+        self.pulls: list[str] = []
         self.files: dict[str, bytes] = {}
         self.installed: int | None = None
         self.result_status = result_status
@@ -106,6 +121,8 @@ class FakeAdb:
 
     def _instrument(self, argv: list[str]) -> Ret:
         extras = dict(zip(argv[5::3], argv[6::3], strict=False))
+        if extras.get("mode") == "accuracy":
+            return self._accuracy(extras)
         res = protocol.base_result(extras["model"], delegate=extras["delegate"], threads=int(extras["threads"]),
                                    warmup=int(extras["warmup"]), runs=int(extras["runs"]))  # fmt: skip
         res.update(status=self.result_status, runs_ms=[1.0] * int(extras["runs"]) if self.result_status == "ok" else [])
@@ -114,6 +131,21 @@ class FakeAdb:
         line = json.dumps({**res, "source": "status"})
         return Ret(0, f"INSTRUMENTATION_STATUS: blitzmask_result={line}\nINSTRUMENTATION_STATUS_CODE: 0\n"
                       f"INSTRUMENTATION_RESULT: status={self.result_status}\nINSTRUMENTATION_CODE: -1\n")  # fmt: skip
+
+    def _accuracy(self, extras: dict[str, str]) -> Ret:
+        """Accuracy mode of an app whose model doubles its float32 input: one output per input of the pack."""
+        res = protocol.base_accuracy_result(extras["model"], inputs=extras["inputs"], outputs=extras["outputs"],
+                                            delegate=extras["delegate"], threads=int(extras["threads"]))  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "in.pack").write_bytes(self.files[extras["inputs"]])
+            inputs = list(protocol.read_pack(Path(tmp) / "in.pack"))
+            protocol.write_pack(Path(tmp) / "out.pack", len(inputs), ((f"{n}.0", 2 * x) for n, x in inputs))
+            self.files[extras["outputs"]] = (Path(tmp) / "out.pack").read_bytes()
+        shape = list(inputs[0][1].shape)
+        res.update(status="ok", samples=len(inputs), samples_ms=[1.0] * len(inputs),
+                   output_tensors=[{"index": 0, "name": "double", "dtype": "float32", "shape": shape}])  # fmt: skip
+        self.files[extras["out"]] = json.dumps(res).encode()
+        return Ret(0, f"INSTRUMENTATION_STATUS: blitzmask_result={json.dumps(res)}\nINSTRUMENTATION_CODE: -1\n")
 
 
 def _check_commands(fake: FakeAdb, forbidden: str) -> None:
@@ -200,6 +232,51 @@ def test_ensure_app_installs_when_missing_or_outdated(tmp_path: Path) -> None:
     assert dev.ensure_app(apk) == 2 and sum(c.startswith("pm install") for c in fake.commands) == 2
     assert dev.ensure_app(None) == 2
     _check_commands(fake, "blitzmask bench.apk")
+
+
+def _input_pack(tmp_path: Path) -> tuple[Path, str, dict[str, np.ndarray]]:
+    tensors = {f"img{i}": np.full((1, 4), i, np.float32) for i in range(3)}
+    sha256 = protocol.write_pack(tmp_path / "in.pack", 3, iter(tensors.items()))
+    return tmp_path / "in.pack", sha256, tensors
+
+
+def test_accuracy_mode_pushes_one_pack_once_and_pulls_one_pack(tmp_path: Path) -> None:
+    pack, sha256, tensors = _input_pack(tmp_path)
+    fake = FakeAdb()
+    fake.installed = protocol.APP_VERSION_CODE
+    dev = AndroidDevice(fake, adb_server="h:1")
+    remote = dev.push_inputs(pack, sha256)
+    assert remote == protocol.remote_inputs_path(sha256) and fake.pushes == [remote]
+    assert AndroidDevice(fake, adb_server="h:1").push_inputs(pack, sha256) == remote  # on the device: not again
+    assert fake.pushes == [remote]
+    result, outputs = dev.run_accuracy("/m", remote, cell_key="ab" * 16, delegate="gpu", threads=2)
+    assert result["samples"] == 3 and fake.pulls == [protocol.remote_outputs_path("ab" * 16)]
+    assert {name: out[0].tolist() for name, out in outputs.items()} == {n: (2 * x).tolist() for n, x in tensors.items()}
+    assert protocol.remote_outputs_path("ab" * 16) not in fake.files  # removed once pulled
+    fake.files[remote] = b"truncated"
+    with pytest.raises(BadInput, match="does not have the sha256"):
+        AndroidDevice(fake, adb_server="h:1").push_inputs(pack, "00" * 32)
+    assert AndroidDevice(fake, adb_server="h:1").push_inputs(pack, sha256) == remote  # pushed again, verified
+    assert fake.pushes == [remote, remote] and fake.files[remote] == pack.read_bytes()
+
+
+@pytest.mark.parametrize(("installed", "says"), [(2, "is versionCode 2"), (None, "is not installed")])
+def test_accuracy_mode_refuses_an_app_without_packs_in_one_line(
+    tmp_path: Path, installed: int | None, says: str
+) -> None:
+    pack, sha256, _ = _input_pack(tmp_path)
+    fake = FakeAdb()
+    fake.installed = installed
+    dev = AndroidDevice(fake, adb_server="h:1")
+    for call in (lambda: dev.push_inputs(pack, sha256),
+                 lambda: dev.run_accuracy("/m", "/in", cell_key="ab" * 16, delegate="cpu", threads=1)):  # fmt: skip
+        with pytest.raises(AppOutdated) as err:
+            call()
+        assert str(err.value) == (
+            f"FAKE123: the benchmark app {says}; accuracy mode needs versionCode {protocol.APP_VERSION_CODE} or "
+            "later: pass --apk android_bench/build/blitzmask-bench.apk (`make apk`)"
+        )
+    assert fake.pushes == [] and not any(c.startswith("am ") for c in fake.commands)
 
 
 def test_device_info_battery_and_thermal() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blitzmask_deploy.bench.protocol import APP_VERSION, APP_VERSION_CODE, PACKAGE, read_pack, write_pack
 from tests.support.emulated.apk import read_apk_info
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def _run_core_tests(classes: dict[str, Path], mode: str, with_fake: bool = False
 
 def _check_schema(result: dict) -> None:
     assert list(result) == (ACCURACY_KEYS if result.get("mode") == "accuracy" else RESULT_KEYS)
-    assert result["schema"] == 1 and result["app_version"] == "0.2.0" and result["runtime"] == "litert"
+    assert result["schema"] == 1 and result["app_version"] == APP_VERSION and result["runtime"] == "litert"
     assert result["status"] in ("ok", "runtime_missing", "unsupported_delegate", "error")
 
 
@@ -88,7 +89,7 @@ def test_core_has_no_android_imports_except_the_instrumentation() -> None:
     assert android == ["BenchInstrumentation.java"]
     names = {p.name for p in _core_sources()}
     assert {"BenchArgs.java", "Stats.java", "Timer.java", "Json.java", "ResultBuilder.java", "SysFs.java", "Npy.java",
-            "AccuracyRunner.java"} <= names  # fmt: skip
+            "Pack.java", "AccuracyRunner.java"} <= names  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,22 @@ def test_npy_files_of_the_app_are_numpys(core_results: dict[str, dict], jvm_clas
         assert path.read_bytes() == path_np.read_bytes()
 
 
+# CoreTests.PACK_NAMES: the tensors of CoreTests.pack_round_trip, one per dtype of NPY_SHAPES.
+PACK_NAMES = ["img.7", "b", "x_1", "s-0", "Last.2"]
+
+
+def test_packs_of_the_app_are_the_drivers(core_results: dict[str, dict], tmp_path: Path) -> None:
+    """The app's pack writer: what protocol.read_pack reads, byte for byte what protocol.write_pack writes."""
+    written = Path(core_results["pack_file"]["pack"])
+    tensors = list(read_pack(written))
+    assert [name for name, _ in tensors] == PACK_NAMES
+    for seed, ((_, array), (dtype, shape)) in enumerate(zip(tensors, NPY_SHAPES.items(), strict=True)):
+        assert (array.dtype.name, array.shape) == (dtype, shape)
+        assert array.tobytes() == _pattern(array.nbytes, seed)
+    write_pack(tmp_path / "python.pack", len(tensors), iter(tensors))
+    assert (tmp_path / "python.pack").read_bytes() == written.read_bytes()
+
+
 def test_without_runtime_reports_runtime_missing(jvm_classes: dict[str, Path]) -> None:
     emitted = _run_core_tests(jvm_classes, "runtime-missing")
     missing = emitted["runtime_missing"]
@@ -190,8 +207,9 @@ def test_benchmark_flow_with_fake_runtime(fake_runtime_results: dict[str, dict])
 
 
 def test_accuracy_mode_with_fake_runtime(fake_runtime_results: dict[str, dict]) -> None:
-    """Accuracy mode over a folder: one .npy per sample and output, named <stem>.<index>.npy, that numpy reads as the
-    fake runtime computed them (byte j of output k = byte j mod n of the input + k + 1)."""
+    """Accuracy mode on packs: one output tensor per input and output, named <input>.<index> in the input pack's
+    order, that the driver reads as the fake runtime computed them (byte j of output k = byte j mod n of the input
+    + k + 1)."""
     ok = fake_runtime_results["accuracy_ok"]
     _check_schema(ok)
     assert (ok["status"], ok["samples"], len(ok["samples_ms"]), ok["delegate_applied"]) == ("ok", 3, 3, "cpu")
@@ -200,20 +218,23 @@ def test_accuracy_mode_with_fake_runtime(fake_runtime_results: dict[str, dict]) 
         {"index": 1, "name": "box", "dtype": "int8", "shape": [1, 5]},
         {"index": 2, "name": "out2", "dtype": "uint8", "shape": [3]},
     ]
-    folders = fake_runtime_results["accuracy_files"]
-    inputs, outputs = Path(folders["inputs"]), Path(folders["outputs"])
-    for stem in ("a", "b", "c.1"):
-        x = np.load(inputs / f"{stem}.npy", allow_pickle=False)
+    packs = fake_runtime_results["accuracy_files"]
+    inputs = dict(read_pack(Path(packs["inputs"])))
+    outputs = list(read_pack(Path(packs["outputs"])))
+    assert list(inputs) == ["b", "c.1", "a"]
+    assert [name for name, _ in outputs] == [f"{stem}.{i}" for stem in inputs for i in range(3)]
+    for name, out in outputs:
+        stem, _, index = name.rpartition(".")
+        spec = ok["output_tensors"][int(index)]
+        x = inputs[stem]
         assert (x.dtype, x.shape) == (np.int8, (1, 4, 4, 3))
+        assert (out.dtype.name, list(out.shape)) == (spec["dtype"], spec["shape"])
         raw = x.view(np.uint8).ravel()
-        for spec in ok["output_tensors"]:
-            out = np.load(outputs / f"{stem}.{spec['index']}.npy", allow_pickle=False)
-            assert (out.dtype.name, list(out.shape)) == (spec["dtype"], spec["shape"])
-            expected = (raw[np.arange(out.nbytes) % raw.size].astype(int) + spec["index"] + 1) % 256
-            assert out.view(np.uint8).ravel().tolist() == expected.tolist()
+        expected = (raw[np.arange(out.nbytes) % raw.size].astype(int) + spec["index"] + 1) % 256
+        assert out.view(np.uint8).ravel().tolist() == expected.tolist()
     mismatch = fake_runtime_results["accuracy_mismatch"]
     _check_schema(mismatch)
-    assert mismatch["error"] == "b_float.npy: float32 (1, 4, 4, 3) does not match the model's input int8 (1, 4, 4, 3)"
+    assert mismatch["error"] == "b_float: float32 (1, 4, 4, 3) does not match the model's input int8 (1, 4, 4, 3)"
 
 
 def test_results_parse_with_the_driver(fake_runtime_results: dict[str, dict]) -> None:
@@ -289,9 +310,9 @@ def test_build_apk_signed_and_verified(tmp_path: Path, jvm_classes: dict[str, Pa
     assert verify.returncode == 0 and "Verified using v2 scheme (APK Signature Scheme v2): true" in verify.stdout
     sidecar = json.loads((out / "blitzmask-bench.apk.json").read_text())
     assert sidecar == {
-        "package": "com.blitzmask.bench",
-        "version_name": "0.2.0",
-        "version_code": 2,
+        "package": PACKAGE,
+        "version_name": APP_VERSION,
+        "version_code": APP_VERSION_CODE,
         "sha256": hashlib.sha256(apk.read_bytes()).hexdigest(),
         "litert_bundled": False,
     }
@@ -303,7 +324,7 @@ def test_build_apk_signed_and_verified(tmp_path: Path, jvm_classes: dict[str, Pa
     assert b"Lcom/blitzmask/bench/BenchInstrumentation;" in dex
     assert b"Lorg/tensorflow/lite/Interpreter;" not in dex
     info = read_apk_info(apk)  # what the driver and the emulated `pm` read from the binary manifest
-    assert (info.package, info.version_code, info.version_name) == ("com.blitzmask.bench", 2, "0.2.0")
+    assert (info.package, info.version_code, info.version_name) == (PACKAGE, APP_VERSION_CODE, APP_VERSION)
 
     # With a (fake) runtime AAR: its classes are dexed in and its native library lands in lib/<abi>/.
     aar = _fake_aar(tmp_path / "fake-litert.aar", jvm_classes["fake"])

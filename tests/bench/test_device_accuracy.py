@@ -1,10 +1,11 @@
-"""Accuracy mode on the emulated phone: input sets pushed once, outputs pulled that equal the host's LiteRT bit for
-bit, a faulty delegate whose outputs do not, and one clear status per failed cell. Skipped when the emulated device
-is not available here."""
+"""Accuracy mode on the emulated phone: input packs pushed once, output packs pulled that equal the host's LiteRT bit
+for bit, a faulty delegate whose outputs do not, and one clear status per failed cell. Skipped when the emulated
+device is not available here."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,36 +13,47 @@ import pytest
 
 from blitzmask_deploy.bench import adb
 from blitzmask_deploy.bench.adb import AndroidDevice
-from blitzmask_deploy.bench.protocol import input_set, save_tensor
+from blitzmask_deploy.bench.protocol import write_pack
 from blitzmask_deploy.core.artifacts import load_manifest, sha256_file
 from blitzmask_deploy.data.images import read_image
 from blitzmask_deploy.inference.preprocess import preprocess
+from tests.support.emulated.faults import NOISE_STD
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 THREADS = 2
 
 
+@dataclass(frozen=True)
+class InputPack:
+    """A model file and an input pack for it: the pack's path, sha256 and tensors by name."""
+
+    model: Path
+    pack: Path
+    sha256: str
+    tensors: dict[str, np.ndarray]
+
+
 @pytest.fixture(scope="module")
-def input_sets(tiny_export: Path, synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """{precision: (model file, input files)} for fp32 and int8: three val images letterboxed and normalised as the
-    host does it, quantised with the file's input scale and zero point for int8."""
+def input_packs(tiny_export: Path, synth_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{precision: InputPack} for fp32 and int8: three val images letterboxed and normalised as the host does it,
+    quantised with the file's input scale and zero point for int8."""
     images = sorted((synth_dataset / "images" / "val").glob("*.jpg"))[:3]
     root = tmp_path_factory.mktemp("inputs")
-    sets = {}
+    packs = {}
     for entry in load_manifest(tiny_export).files:
         if entry.format != "tflite" or entry.precision not in ("fp32", "int8"):
             continue
         spec = entry.inputs[0]
-        files = []
+        tensors = {}
         for image in images:
             x, _ = preprocess(read_image(image), spec.shape[1])
             if spec.quant is not None:
                 x = np.clip(np.round(x / spec.quant.scale) + spec.quant.zero_point, -128, 127)
-            files.append(root / entry.precision / f"{image.stem}.npy")
-            files[-1].parent.mkdir(exist_ok=True)
-            save_tensor(files[-1], x.astype(spec.dtype))
-        sets[entry.precision] = (tiny_export / entry.file, files)
-    return sets
+            tensors[image.stem] = x.astype(spec.dtype)
+        pack = root / f"{entry.precision}.pack"
+        packs[entry.precision] = InputPack(tiny_export / entry.file, pack, write_pack(pack, 3, iter(tensors.items())),
+                                           tensors)  # fmt: skip
+    return packs
 
 
 def _device(emulated_device, apk: Path) -> AndroidDevice:
@@ -50,7 +62,7 @@ def _device(emulated_device, apk: Path) -> AndroidDevice:
     return dev
 
 
-def _host(model: Path, files: list[Path], delegate: str = "xnnpack") -> dict[str, list[np.ndarray]]:
+def _host(model: Path, tensors: dict[str, np.ndarray], delegate: str = "xnnpack") -> dict[str, list[np.ndarray]]:
     """The reference: ai-edge-litert on this host with the same inputs, delegate and threads."""
     from ai_edge_litert import interpreter as litert
 
@@ -60,16 +72,17 @@ def _host(model: Path, files: list[Path], delegate: str = "xnnpack") -> dict[str
     interp.allocate_tensors()
     (spec,) = interp.get_input_details()
     outputs = {}
-    for path in files:
-        interp.set_tensor(spec["index"], np.load(path, allow_pickle=False))
+    for name, x in tensors.items():
+        interp.set_tensor(spec["index"], x)
         interp.invoke()
-        outputs[path.stem] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+        outputs[name] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
     return outputs
 
 
-def _run(dev: AndroidDevice, model: Path, files: list[Path], delegate: str = "xnnpack", key: str = "a1"):
-    """Push the set and the model, run accuracy mode → (result, outputs)."""
-    remote = dev.push_inputs(files, input_set(files)[0])
+def _run(dev: AndroidDevice, inputs: InputPack, model: Path | None = None, delegate: str = "xnnpack", key: str = "a1"):
+    """Push the pack and the model (by default the pack's), run accuracy mode → (result, outputs)."""
+    remote = dev.push_inputs(inputs.pack, inputs.sha256)
+    model = model or inputs.model
     remote_model = dev.prepare(model, sha256_file(model))
     return dev.run_accuracy(remote_model, remote, cell_key=key * 16, delegate=delegate, threads=THREADS)
 
@@ -84,12 +97,12 @@ def _identical(got: dict[str, list[np.ndarray]], want: dict[str, list[np.ndarray
 
 @pytest.fixture()
 def pushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The device paths of every input file the driver pushes from now on."""
+    """The device paths of every input pack the driver pushes from now on."""
     pushed: list[str] = []
     call = adb.guarded_call
 
     def counting(serial: str, what: str, fn, *args, **kwargs):
-        if what == "push input":
+        if what == "push inputs":
             pushed.append(args[-1])  # the device path: the last argument of the push
         return call(serial, what, fn, *args, **kwargs)
 
@@ -97,10 +110,10 @@ def pushes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return pushed
 
 
-def test_outputs_equal_the_host_bit_for_bit(emulated_device, apk: Path, input_sets: dict, pushes: list[str]) -> None:
+def test_outputs_equal_the_host_bit_for_bit(emulated_device, apk: Path, input_packs: dict, pushes: list[str]) -> None:
     dev = _device(emulated_device, apk)
-    for precision, (model, files) in input_sets.items():
-        result, outputs = _run(dev, model, files)
+    for precision, inputs in input_packs.items():
+        result, outputs = _run(dev, inputs)
         assert result["status"] == "ok", result["error"]
         assert (result["samples"], result["delegate_applied"], result["fallback"]) == (3, "xnnpack", False)
         assert result["device"]["model"] == "BlitzMask Emulated" and len(result["samples_ms"]) == 3
@@ -109,57 +122,55 @@ def test_outputs_equal_the_host_bit_for_bit(emulated_device, apk: Path, input_se
         ]
         dtypes = {a.dtype.name for stem in outputs for a in outputs[stem]}
         assert dtypes == {"int8" if precision == "int8" else "float32"}
-        assert _identical(outputs, _host(model, files)), precision
-    assert len(pushes) == 6
+        assert _identical(outputs, _host(inputs.model, inputs.tensors)), precision
+    assert len(pushes) == 2  # one pack per input spec
 
 
-def test_a_set_already_on_the_device_is_not_pushed_again(
-    emulated_device, apk: Path, input_sets: dict, pushes: list[str]
+def test_a_pack_already_on_the_device_is_not_pushed_again(
+    emulated_device, apk: Path, input_packs: dict, pushes: list[str]
 ) -> None:
-    _, files = input_sets["fp32"]
-    digest, _ = input_set(files)
-    remote = _device(emulated_device, apk).push_inputs(files, digest)  # there from the test above, or pushed now
+    inputs = input_packs["fp32"]
+    remote = _device(emulated_device, apk).push_inputs(inputs.pack, inputs.sha256)  # there from above, or now
     pushes.clear()
-    again = AndroidDevice.connect(
-        emulated_device.serial, emulated_device.adb_address, timeout=30
-    )  # a new driver session
-    assert again.push_inputs(files, digest) == remote and pushes == []
-    again.sh(f"rm {remote}/{files[1].name} && echo stale > {remote}/extra.npy")
+    again = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30)  # a new session
+    assert again.push_inputs(inputs.pack, inputs.sha256) == remote and pushes == []
+    again.sh(f"echo broken > {remote}")
     fresh = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30)
-    assert fresh.push_inputs(files, digest) == remote and pushes == [f"{remote}/{files[1].name}"]
-    assert sorted(fresh.sh(f"ls {remote}").stdout.split()) == sorted(f.name for f in files)
+    assert fresh.push_inputs(inputs.pack, inputs.sha256) == remote and pushes == [remote]
+    assert fresh.remote_sha256(remote) == inputs.sha256
 
 
 def test_each_failure_is_one_status(
-    emulated_device, apk: Path, input_sets: dict, monkeypatch: pytest.MonkeyPatch
+    emulated_device, apk: Path, input_packs: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dev = _device(emulated_device, apk)
-    model, files = input_sets["fp32"]
-    gpu, outputs = _run(dev, model, files, delegate="gpu", key="b2")
+    fp32, int8 = input_packs["fp32"], input_packs["int8"]
+    gpu, outputs = _run(dev, fp32, delegate="gpu", key="b2")
     assert (gpu["status"], outputs) == ("unsupported_delegate", {}) and "gpu" in gpu["error"]
-    int8_model, _ = input_sets["int8"]
-    mismatch, outputs = _run(dev, int8_model, files, key="b3")
+    mismatch, outputs = _run(dev, fp32, model=int8.model, key="b3")
     assert mismatch["status"] == "error" and outputs == {}
-    assert mismatch["error"].startswith(f"{files[0].name}: float32 (1, 64, 64, 3) does not match the model's input")
+    first = next(iter(fp32.tensors))
+    assert mismatch["error"].startswith(f"{first}: float32 (1, 64, 64, 3) does not match the model's input")
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # the device's runtime is gone
-    missing, outputs = _run(dev, model, files, key="b4")
+    missing, outputs = _run(dev, fp32, key="b4")
     assert (missing["status"], outputs) == ("runtime_missing", {}) and "ai-edge-litert" in missing["error"]
 
 
-def test_a_noisy_delegate_is_seen_in_the_outputs(faulty_emulated_device, apk: Path, input_sets: dict) -> None:
+def test_a_noisy_delegate_is_seen_in_the_outputs(faulty_emulated_device, apk: Path, input_packs: dict) -> None:
     dev = _device(faulty_emulated_device, apk)
-    for precision, (model, files) in input_sets.items():
-        result, outputs = _run(dev, model, files)
+    for precision, inputs in input_packs.items():
+        result, outputs = _run(dev, inputs)
         assert result["status"] == "ok", result["error"]
-        reference = _host(model, files)
+        reference = _host(inputs.model, inputs.tensors)
         assert not _identical(outputs, reference), precision
         for stem, heads in reference.items():
             for got, want in zip(outputs[stem], heads, strict=True):
-                diff = np.abs(got.astype(np.float64) - want)  # noise of 0.05·std, at least a step for int8
-                tolerance = 0.1 * want.std() + (1.5 if want.dtype.kind == "i" else 0.0)
-                assert got.dtype == want.dtype and 0 < diff.mean() < tolerance, precision
-    cpu, outputs = _run(dev, *input_sets["fp32"], delegate="cpu", key="c5")  # its cpu delegate zeroes the heatmap only
+                noise = got.astype(np.float64) - want  # N(0, NOISE_STD · spread), at least a step for int8
+                sigma = max(NOISE_STD * want.std(), 1.0 if want.dtype.kind == "i" else 0.0)
+                assert got.dtype == want.dtype and np.abs(noise).mean() > 0 and noise.std() < 1.5 * sigma, precision
+    fp32 = input_packs["fp32"]
+    cpu, outputs = _run(dev, fp32, delegate="cpu", key="c5")  # its cpu delegate zeroes the heatmap only
     assert cpu["status"] == "ok"
-    for stem, heads in _host(*input_sets["fp32"], delegate="cpu").items():
+    for stem, heads in _host(fp32.model, fp32.tensors, delegate="cpu").items():
         assert not outputs[stem][0].any()
         assert all(np.array_equal(got, want) for got, want in zip(outputs[stem][1:], heads[1:], strict=True))

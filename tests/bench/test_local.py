@@ -16,10 +16,11 @@ from blitzmask_deploy.bench.protocol import (
     REQUIRED_KEYS,
     base_accuracy_result,
     base_result,
-    input_set,
     parse_result,
-    save_tensor,
+    read_pack,
+    write_pack,
 )
+from blitzmask_deploy.core.artifacts import sha256_file
 from blitzmask_deploy.core.errors import BadInput
 
 
@@ -109,18 +110,16 @@ def test_local_device_interface(bench_tflite: Path, tmp_path: Path) -> None:
 
 
 # --- accuracy mode ---------------------------------------------------------------------------------------------
-def _inputs(folder: Path, n: int = 3, dtype: str = "float32", shape: tuple = (1, 64, 64, 3)) -> list[Path]:
-    """`n` random input tensor files named s0.npy, s1.npy, …"""
-    folder.mkdir(parents=True, exist_ok=True)
+def _inputs(pack: Path, n: int = 3, dtype: str = "float32", shape: tuple = (1, 64, 64, 3)) -> dict[str, np.ndarray]:
+    """`n` random input tensors named s2, s1, s0 written as the pack `pack` → {name: tensor}."""
     rng = np.random.default_rng(7)
-    files = []
-    for i in range(n):
-        files.append(folder / f"s{i}.npy")
-        save_tensor(files[-1], rng.random(shape, dtype=np.float32).astype(dtype))
-    return files
+    tensors = {f"s{i}": rng.random(shape, dtype=np.float32).astype(dtype) for i in reversed(range(n))}
+    pack.parent.mkdir(parents=True, exist_ok=True)
+    write_pack(pack, n, iter(tensors.items()))
+    return tensors
 
 
-def _host_outputs(model: Path, files: list[Path], threads: int) -> dict[str, list[np.ndarray]]:
+def _host_outputs(model: Path, tensors: dict[str, np.ndarray], threads: int) -> dict[str, list[np.ndarray]]:
     """The outputs of plain ai-edge-litert (XNNPACK) on the same inputs: the reference."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -128,17 +127,17 @@ def _host_outputs(model: Path, files: list[Path], threads: int) -> dict[str, lis
     interp.allocate_tensors()
     (spec,) = interp.get_input_details()
     outs = {}
-    for path in files:
-        interp.set_tensor(spec["index"], np.load(path))
+    for name, x in tensors.items():
+        interp.set_tensor(spec["index"], x)
         interp.invoke()
-        outs[path.stem] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+        outs[name] = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
     return outs
 
 
 def test_local_accuracy_writes_each_output_like_the_app(bench_tflite: Path, tmp_path: Path) -> None:
-    files = _inputs(tmp_path / "in")
-    (tmp_path / "in" / "notes.txt").write_text("not an input")
-    res = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="xnnpack", threads=2)
+    tensors = _inputs(tmp_path / "in.pack")
+    res = run_local_accuracy(bench_tflite, tmp_path / "in.pack", tmp_path / "out" / "o.pack", delegate="xnnpack",
+                             threads=2)  # fmt: skip
     assert res["status"] == "ok", res["error"]
     keys = base_accuracy_result("m", inputs="i", outputs="o", delegate="cpu", threads=1)
     assert parse_result(json.dumps(res)) == res and list(res) == list(keys)
@@ -147,62 +146,60 @@ def test_local_accuracy_writes_each_output_like_the_app(bench_tflite: Path, tmp_
     assert res["output_tensors"] == [
         {"index": 0, "name": "serving_default_output_0_output", "dtype": "float32", "shape": [1, 64, 64, 8]}
     ]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.0.npy", "s1.0.npy", "s2.0.npy"]
-    reference = _host_outputs(bench_tflite, files, threads=2)
-    for stem, (expected,) in reference.items():
-        assert np.array_equal(np.load(tmp_path / "out" / f"{stem}.0.npy", allow_pickle=False), expected)
+    outputs = list(read_pack(tmp_path / "out" / "o.pack"))
+    assert [name for name, _ in outputs] == ["s2.0", "s1.0", "s0.0"]  # in the input pack's order
+    reference = _host_outputs(bench_tflite, tensors, threads=2)
+    assert all(np.array_equal(got, reference[name.removesuffix(".0")][0]) for name, got in outputs)
 
 
-def test_local_accuracy_errors_name_the_file(bench_tflite: Path, tmp_path: Path) -> None:
-    _inputs(tmp_path / "in", n=1)
-    _inputs(tmp_path / "in2", n=1, dtype="float16")
-    shape = _inputs(tmp_path / "in3", n=1, shape=(64, 64, 3))[0]
+def test_local_accuracy_errors_name_the_input(bench_tflite: Path, tmp_path: Path) -> None:
+    _inputs(tmp_path / "in.pack", n=2)
+    _inputs(tmp_path / "in2.pack", n=1, dtype="float16")
+    _inputs(tmp_path / "in3.pack", n=1, shape=(64, 64, 3))
+    write_pack(tmp_path / "empty.pack", 0, iter([]))
     cases = {
-        tmp_path / "nope": "inputs folder not found",
-        tmp_path / "out": "no .npy files in the inputs folder",
-        tmp_path / "in2": "s0.npy: float16 (1, 64, 64, 3) does not match the model's input float32 (1, 64, 64, 3)",
-        shape.parent: "s0.npy: float32 (64, 64, 3) does not match",
+        tmp_path / "nope.pack": "input pack not found",
+        tmp_path / "empty.pack": "0 inputs in empty.pack: 1 to 20000 per request",
+        tmp_path / "in2.pack": "s0: float16 (1, 64, 64, 3) does not match the model's input float32 (1, 64, 64, 3)",
+        tmp_path / "in3.pack": "s0: float32 (64, 64, 3) does not match",
     }
-    (tmp_path / "out").mkdir()
-    for folder, message in cases.items():
-        res = run_local_accuracy(bench_tflite, folder, tmp_path / "out", delegate="cpu", threads=1)
+    out = tmp_path / "out.pack"
+    for pack, message in cases.items():
+        res = run_local_accuracy(bench_tflite, pack, out, delegate="cpu", threads=1)
         assert res["status"] == "error" and message in res["error"], res["error"]
-    (tmp_path / "in" / "s1.npy").write_bytes(b"garbage")
-    res = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
-    assert res["error"].startswith("s1.npy: not a readable .npy tensor") and res["samples"] == 1
-    res = run_local_accuracy(tmp_path / "none.tflite", tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
+    data = (tmp_path / "in.pack").read_bytes()
+    (tmp_path / "cut.pack").write_bytes(data[: len(data) - 100])
+    res = run_local_accuracy(bench_tflite, tmp_path / "cut.pack", out, delegate="cpu", threads=1)
+    assert res["error"] == "cut.pack: record 1 (s0): truncated" and res["samples"] == 1
+    res = run_local_accuracy(tmp_path / "none.tflite", tmp_path / "in.pack", out, delegate="cpu", threads=1)
     assert "model not found" in res["error"]
 
 
 def test_local_accuracy_unsupported_delegate_and_missing_runtime(
     bench_tflite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _inputs(tmp_path / "in", n=1)
-    gpu = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="gpu", threads=1)
+    _inputs(tmp_path / "in.pack", n=1)
+    gpu = run_local_accuracy(bench_tflite, tmp_path / "in.pack", tmp_path / "out.pack", delegate="gpu", threads=1)
     assert gpu["status"] == "unsupported_delegate" and "gpu" in gpu["error"] and gpu["samples"] == 0
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
-    missing = run_local_accuracy(bench_tflite, tmp_path / "in", tmp_path / "out", delegate="cpu", threads=1)
+    missing = run_local_accuracy(bench_tflite, tmp_path / "in.pack", tmp_path / "out.pack", delegate="cpu", threads=1)
     assert missing["status"] == "runtime_missing" and "ai-edge-litert" in missing["error"]
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.pack").exists()
 
 
-def test_local_device_accuracy(bench_tflite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = _inputs(tmp_path / "in", n=2)
-    digest, _ = input_set(files)
+def test_local_device_accuracy(bench_tflite: Path, tmp_path: Path) -> None:
+    tensors = _inputs(tmp_path / "in.pack", n=2)
     dev = LocalDevice(workdir=tmp_path / "work")
-    remote = dev.push_inputs(files, digest)
-    assert sorted(p.name for p in Path(remote).glob("*.npy")) == ["s0.npy", "s1.npy"]
-    monkeypatch.setattr("blitzmask_deploy.bench.local.input_set", None)  # a staged set is not looked at again
-    assert dev.push_inputs(files, digest) == remote
+    remote = dev.push_inputs(tmp_path / "in.pack", sha256_file(tmp_path / "in.pack"))
+    assert remote == str(tmp_path / "in.pack")  # read in place
     res, outputs = dev.run_accuracy(str(bench_tflite), remote, cell_key="ab" * 16, delegate="xnnpack", threads=1)
-    assert res["status"] == "ok" and list(outputs) == ["s0", "s1"]
-    reference = _host_outputs(bench_tflite, files, threads=1)
+    assert res["status"] == "ok" and list(outputs) == ["s1", "s0"]
+    reference = _host_outputs(bench_tflite, tensors, threads=1)
     assert all(np.array_equal(outputs[s][0], reference[s][0]) for s in reference)
-    assert not (tmp_path / "work" / "outputs" / ("ab" * 16)).exists()  # pulled, then removed
+    assert list((tmp_path / "work").iterdir()) == []  # the output pack was read, then removed
     gpu, none = dev.run_accuracy(str(bench_tflite), remote, cell_key="cd" * 16, delegate="gpu", threads=1)
     assert gpu["status"] == "unsupported_delegate" and none == {}
-    monkeypatch.undo()
-    with pytest.raises(BadInput, match="does not match its files"):
-        LocalDevice(workdir=tmp_path / "w2").push_inputs(files, "00" * 32)
+    with pytest.raises(BadInput, match="does not have the sha256"):
+        dev.push_inputs(tmp_path / "in.pack", "00" * 32)
     with pytest.raises(ValueError):
         dev.run_accuracy(str(bench_tflite), remote, cell_key="../x", delegate="cpu", threads=1)

@@ -1,11 +1,12 @@
-"""The app ↔ driver protocol: command line, device paths, instrumentation output parsing, accuracy-mode tensor
-files and input sets."""
+"""The app ↔ driver protocol: command line, device paths, instrumentation output parsing and the tensor packs of
+accuracy mode."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import pytest
 
 from blitzmask_deploy.bench import protocol
 from blitzmask_deploy.bench.errors import InstrumentationFailed
-from blitzmask_deploy.core.errors import BadInput
 
 HOSTILE = ["my model.tflite", "a'b\"c.tflite", "x; rm -rf /", "$(reboot)", "`id`", "a\nb", "-e", "*"]
 
@@ -131,7 +131,7 @@ def test_accuracy_command_round_trips_hostile_folders(value: str) -> None:
     assert argv[-1] == protocol.RUNNER and "warmup" not in argv and "runs" not in argv
 
 
-def test_accuracy_command_needs_both_folders_and_a_known_mode() -> None:
+def test_accuracy_command_needs_both_packs_and_a_known_mode() -> None:
     with pytest.raises(ValueError, match="inputs and an outputs"):
         protocol.instrument_args("m", delegate="cpu", threads=1, out="o", mode="accuracy", inputs="/in")
     with pytest.raises(ValueError, match="mode"):
@@ -140,9 +140,9 @@ def test_accuracy_command_needs_both_folders_and_a_known_mode() -> None:
     assert "mode" not in timing and "inputs" not in timing  # timing mode, the default, ignores them
 
 
-def test_input_and_output_folders_are_content_addressed() -> None:
-    assert protocol.remote_inputs_path("ab" * 32) == "/data/local/tmp/blitzmask/inputs/" + "ab" * 32
-    assert protocol.remote_outputs_path("0f" * 16) == "/data/local/tmp/blitzmask/outputs/" + "0f" * 16
+def test_input_and_output_packs_are_content_addressed() -> None:
+    assert protocol.remote_inputs_path("ab" * 32) == "/data/local/tmp/blitzmask/inputs/" + "ab" * 32 + ".pack"
+    assert protocol.remote_outputs_path("0f" * 16) == "/data/local/tmp/blitzmask/outputs/" + "0f" * 16 + ".pack"
     for bad in ("", "../x", "a b"):
         with pytest.raises(ValueError):
             protocol.remote_inputs_path(bad)
@@ -150,59 +150,80 @@ def test_input_and_output_folders_are_content_addressed() -> None:
             protocol.remote_outputs_path(bad)
 
 
-def test_input_set_digest_is_the_sorted_sha256sum_listing(tmp_path: Path) -> None:
-    files = []
-    for name, payload in (("b.npy", b"bee"), ("a.1.npy", b"ay")):
-        files.append(tmp_path / name)
-        files[-1].write_bytes(payload)
-    digest, shas = protocol.input_set(files)
-    assert shas == {"b.npy": hashlib.sha256(b"bee").hexdigest(), "a.1.npy": hashlib.sha256(b"ay").hexdigest()}
-    listing = f"{shas['a.1.npy']}  a.1.npy\n{shas['b.npy']}  b.npy\n"
-    assert digest == hashlib.sha256(listing.encode()).hexdigest() == protocol.input_set_digest(shas)
-    assert protocol.input_set(files[::-1])[0] == digest  # the order of the list does not matter
-    files[0].write_bytes(b"changed")
-    assert protocol.input_set(files)[0] != digest
+TENSORS = [
+    ("img.7", np.asfortranarray(np.arange(24, dtype=">i4").reshape(2, 3, 4))),  # stored little-endian, C order
+    ("a", np.array(1.5, np.float16)),
+    *((f"t_{dtype}", np.arange(6).reshape(2, 3).astype(dtype)) for dtype in protocol.TENSOR_DTYPES),
+]
 
 
-@pytest.mark.parametrize("name", ["a b.npy", "x;id.npy", "$(x).npy", "a\nb.npy", ".hidden.npy", "m.tflite", "-e.npy"])
-def test_input_set_refuses_names_the_device_cannot_take(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    path.write_bytes(b"x")
-    with pytest.raises(BadInput, match="name"):
-        protocol.input_set([path])
+def test_packs_round_trip_and_are_the_documented_bytes(tmp_path: Path) -> None:
+    sha256 = protocol.write_pack(tmp_path / "t.pack", len(TENSORS), iter(TENSORS))
+    data = (tmp_path / "t.pack").read_bytes()
+    assert sha256 == hashlib.sha256(data).hexdigest() and protocol.pack_count(tmp_path / "t.pack") == len(TENSORS)
+    back = list(protocol.read_pack(tmp_path / "t.pack"))
+    assert [name for name, _ in back] == [name for name, _ in TENSORS]  # the writer's order
+    for (_, got), (_, want) in zip(back, TENSORS, strict=True):
+        assert got.dtype.name == want.dtype.name and got.dtype.byteorder in "=|" and got.shape == want.shape
+        assert np.array_equal(got, want)
+    # magic, version 1, count (uint32 LE); then per record: name length (uint16 LE), name, the bytes of numpy.save
+    assert data[:12] == b"\x93BMPACK\x01" + len(TENSORS).to_bytes(4, "little")
+    offset = 12
+    for name, array in TENSORS:
+        assert data[offset : offset + 2 + len(name)] == len(name).to_bytes(2, "little") + name.encode()
+        record = _npy(np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C"))
+        offset += 2 + len(name)
+        assert data[offset : offset + len(record)] == record and data[offset + 6 : offset + 8] == b"\x01\x00"
+        offset += len(record)
+    assert offset == len(data)
 
 
-def test_input_set_refuses_twice_the_same_name_and_an_empty_set(tmp_path: Path) -> None:
-    (tmp_path / "one").mkdir()
-    for folder in (tmp_path, tmp_path / "one"):
-        (folder / "x.npy").write_bytes(b"x")
-    with pytest.raises(BadInput, match=r"two input tensor files named x\.npy"):
-        protocol.input_set([tmp_path / "x.npy", tmp_path / "one" / "x.npy"])
-    with pytest.raises(BadInput, match="no input"):
-        protocol.input_set([])
+@pytest.mark.parametrize(
+    ("tensors", "count", "message"),
+    [
+        ([("a b", np.zeros(1, np.int8))], 1, "tensor name 'a b'"),
+        ([("$(x)", np.zeros(1, np.int8))], 1, "tensor name"),
+        ([(".hidden", np.zeros(1, np.int8))], 1, "tensor name"),
+        ([("x" * 201, np.zeros(1, np.int8))], 1, "tensor name"),
+        ([("x", np.zeros(1, np.int8)), ("x", np.zeros(1, np.int8))], 2, "two tensors named x"),
+        ([("f", np.zeros(3))], 1, "f: dtype float64"),
+        ([("a", np.zeros(1, np.int8))], 2, "1 tensors written, the pack was opened for 2"),
+        ([("a", np.zeros(1, np.int8)), ("b", np.zeros(1, np.int8))], 1, "more than the 1 tensors"),
+    ],
+)
+def test_write_pack_refuses_what_the_device_cannot_take(
+    tmp_path: Path, tensors: list, count: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("$", r"\$").replace("(", r"\(").replace(")", r"\)")):
+        protocol.write_pack(tmp_path / "t.pack", count, iter(tensors))
 
 
-@pytest.mark.parametrize("dtype", protocol.TENSOR_DTYPES)
-def test_tensor_files_round_trip_in_c_order(tmp_path: Path, dtype: str) -> None:
-    array = np.asfortranarray(np.arange(24).reshape(2, 3, 4).astype(dtype))
-    protocol.save_tensor(tmp_path / "t.npy", array)
-    data = (tmp_path / "t.npy").read_bytes()
-    assert data[6:8] == b"\x01\x00" and b"'fortran_order': False" in data  # version 1.0, C order
-    back = protocol.load_tensor(tmp_path / "t.npy")
-    assert back.dtype == np.dtype(dtype) and back.dtype.byteorder in "<=|" and np.array_equal(back, array)
-    assert np.array_equal(protocol.load_tensor(data, "t.npy"), array)
+def _pack_bytes(tmp_path: Path, tensors: list) -> bytes:
+    protocol.write_pack(tmp_path / "ok.pack", len(tensors), iter(tensors))
+    return (tmp_path / "ok.pack").read_bytes()
 
 
-def test_tensor_files_refuse_other_dtypes_and_pickles(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="float64"):
-        protocol.save_tensor(tmp_path / "f.npy", np.zeros(3))
-    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match=r"obj\.npy: not a readable \.npy tensor"):
-        protocol.load_tensor(tmp_path / "obj.npy")
-    with pytest.raises(ValueError, match=r"x\.npy: dtype float64"):
-        protocol.load_tensor(_npy(np.zeros(2)), "x.npy")
-    with pytest.raises(ValueError, match=r"y\.npy: not a readable"):
-        protocol.load_tensor(b"garbage", "y.npy")
+def test_read_pack_refuses_anything_but_a_complete_pack(tmp_path: Path) -> None:
+    good = _pack_bytes(tmp_path, [("a", np.arange(4, dtype=np.float32)), ("b", np.arange(3, dtype=np.int8))])
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    f64 = _npy(np.zeros(2))
+    cases = {
+        b"garbage": "not a tensor pack",
+        good[:7] + b"\x02" + good[8:]: "tensor pack version 2",
+        good[:-1]: "record 1 (b): truncated",
+        good + b"\x00": "bytes after its 2 records",
+        good[:8] + (3).to_bytes(4, "little") + good[12:]: "record 2: truncated",
+        good[:12] + b"\x01\x00a" + pickled.getvalue(): "record 0 (a): dtype '|O' is not one of",
+        good[:12] + b"\x01\x00a" + f64: "record 0 (a): dtype '<f8' is not one of",
+        good[:12] + b"\x01\x00a" + b"not numpy at all": "record 0 (a): not a readable .npy tensor",
+        good[:12] + b"\x01\x00a" + _npy(np.asfortranarray(np.zeros((2, 2), np.int8))): "record 0 (a): Fortran order",
+    }
+    for i, (data, message) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.pack"
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=re.escape(f"bad{i}.pack: {message}")):
+            list(protocol.read_pack(path))
 
 
 def test_parse_accuracy_result() -> None:
@@ -219,27 +240,33 @@ def test_parse_accuracy_result() -> None:
         protocol.parse_result(json.dumps({**res, "mode": "profile"}))
 
 
-def test_collect_outputs_groups_by_stem_in_output_order() -> None:
+def test_collect_outputs_groups_by_input_in_output_order() -> None:
     res = _accuracy_result()
     heat, box = np.ones((1, 2), np.float32), np.arange(3, dtype=np.int8)
-    files = [(f"{stem}.{i}.npy", _npy(a)) for stem in ("img.2", "img.1") for i, a in ((1, box), (0, heat))]
-    outputs = protocol.collect_outputs(res, files)
-    assert list(outputs) == ["img.1", "img.2"]
+    records = [(f"{stem}.{i}", a) for stem in ("img.2", "img.1") for i, a in ((1, box), (0, heat))]
+    outputs = protocol.collect_outputs(res, records)
+    assert list(outputs) == ["img.2", "img.1"]  # the pack's order
     assert [a.dtype.name for a in outputs["img.1"]] == ["float32", "int8"] and np.array_equal(outputs["img.2"][1], box)
 
 
 @pytest.mark.parametrize(
-    ("files", "message"),
+    ("records", "message"),
     [
-        ([("a.0.npy", "heat"), ("a.1.npy", "box")], "outputs of 1 samples \\(2 run\\)"),
-        ([("a.0.npy", "heat"), ("b.0.npy", "heat"), ("b.1.npy", "box")], "incomplete: a"),
-        ([("a.0.npy", "box")], "does not match"),
-        ([("a.7.npy", "heat")], "does not match None"),
-        ([("a.npy", "heat")], "unexpected output file"),
-        ([("a.0.txt", "heat")], "unexpected output file"),
+        ([("a.0", "heat"), ("a.1", "box")], "outputs of 1 samples \\(2 run\\)"),
+        ([("a.0", "heat"), ("b.0", "heat"), ("b.1", "box")], "incomplete: a"),
+        ([("a.0", "box")], "does not match"),
+        ([("a.7", "heat")], "does not match None"),
+        ([("a", "heat")], "unexpected output tensor"),
+        ([("a.x", "heat")], "unexpected output tensor"),
     ],
 )
-def test_collect_outputs_refuses_what_the_result_does_not_say(files: list, message: str) -> None:
+def test_collect_outputs_refuses_what_the_result_does_not_say(records: list, message: str) -> None:
     arrays = {"heat": np.ones((1, 2), np.float32), "box": np.zeros(3, np.int8)}
     with pytest.raises(InstrumentationFailed, match=message):
-        protocol.collect_outputs(_accuracy_result(), [(name, _npy(arrays[kind])) for name, kind in files])
+        protocol.collect_outputs(_accuracy_result(), [(name, arrays[kind]) for name, kind in records])
+
+
+def test_collect_outputs_of_a_broken_pack_is_one_failure(tmp_path: Path) -> None:
+    (tmp_path / "out.pack").write_bytes(b"\x93BMPACK\x01\x05\x00\x00\x00")
+    with pytest.raises(InstrumentationFailed, match=r"output pack: out\.pack: record 0: truncated"):
+        protocol.collect_outputs(_accuracy_result(), protocol.read_pack(tmp_path / "out.pack"))

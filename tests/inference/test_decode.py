@@ -121,6 +121,17 @@ def test_box_crops_the_mask_and_no_box_head_uses_mask_extent() -> None:
     np.testing.assert_allclose(free.boxes[0], [8, 8, 120, 120], atol=1)
 
 
+def test_negative_box_distances_from_a_device_that_computes_wrong_are_read_as_zero() -> None:
+    """The box head ends in a ReLU; a delegate's outputs can still hold negative distances (noise, a bad kernel):
+    a side with a negative distance ends at the centre, never beyond it (a box of negative size, which COCO
+    evaluation refuses)."""
+    outputs = _outputs([(40, 40, 80, 80, 0, 0.9)])
+    outputs["box"][0, 15, 15] = [-3.0, 2.0, 1.0, 0.5]  # left, top, right, bottom in BOX_UNITs from the centre
+    (box,) = decode(outputs, letterbox_info(SIZE, SIZE, SIZE)).boxes
+    center = (15 + 0.5) * STRIDE
+    np.testing.assert_allclose(box, [center, center - 2 * BOX_UNIT, center + BOX_UNIT, center + 0.5 * BOX_UNIT])
+
+
 def test_peaks_threshold_topk_and_optional_batch_dim() -> None:
     outputs = _outputs([(8, 8, 24, 24, 0, 0.9), (64, 64, 96, 96, 1, 0.5), (100, 8, 120, 40, 2, 0.04)])
     cy, cx = 16 // STRIDE, 16 // STRIDE

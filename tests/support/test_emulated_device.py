@@ -21,15 +21,18 @@ import numpy as np
 import pytest
 
 from blitzmask_deploy.bench.protocol import (
+    APP_VERSION_CODE,
     PACKAGE,
     base_result,
     instrument_command,
     parse_instrument_output,
     parse_result,
-    save_tensor,
+    read_pack,
+    write_pack,
 )
 from blitzmask_deploy.bench.thermal import read_thermal_zones
 from tests.support.emulated import device as emulated
+from tests.support.emulated import faults as emulated_faults
 from tests.support.emulated.apk import ApkError, read_apk_info
 from tests.support.emulated.device import EmulatedDevice
 from tests.support.emulated.worker import DeviceServices, _parse_instrument
@@ -98,14 +101,14 @@ def test_parse_instrument_args() -> None:
 
 
 # --- accuracy mode and faults on the host side of the shims ------------------------------------------------------
-ACC_IN, ACC_OUT = "/data/local/tmp/blitzmask/inputs/x", "/data/local/tmp/blitzmask/outputs/y"
+ACC_IN, ACC_OUT = "/data/local/tmp/blitzmask/inputs/x.pack", "/data/local/tmp/blitzmask/outputs/y.pack"
 
 
 def _services(state: Path, **faults: str) -> DeviceServices:
     """The shims' host side for a device whose state is `state`, with the benchmark app installed."""
     services = DeviceServices(state, {"ro.product.model": "BlitzMask Emulated"}, runner=dict, faults=faults)
     (state / "data" / "system").mkdir(parents=True, exist_ok=True)
-    (state / "data" / "system" / "packages.json").write_text(json.dumps({PACKAGE: {"version_code": 2}}))
+    (state / "data" / "system" / "packages.json").write_text(json.dumps({PACKAGE: {"version_code": APP_VERSION_CODE}}))
     return services
 
 
@@ -125,15 +128,14 @@ def _accuracy(services: DeviceServices, model: Path, delegate: str = "xnnpack", 
 
 
 def _acc_inputs(services: DeviceServices, n: int = 2) -> None:
-    folder = services.host_path(ACC_IN)
-    folder.mkdir(parents=True, exist_ok=True)
+    pack = services.host_path(ACC_IN)
+    pack.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
-    for i in range(n):
-        save_tensor(folder / f"img{i}.npy", rng.random((1, 64, 64, 3), dtype=np.float32))
+    write_pack(pack, n, ((f"img{i}", rng.random((1, 64, 64, 3), dtype=np.float32)) for i in range(n)))
 
 
 def _acc_outputs(services: DeviceServices) -> dict[str, np.ndarray]:
-    return {p.name: np.load(p, allow_pickle=False) for p in sorted(services.host_path(ACC_OUT).glob("*.npy"))}
+    return dict(read_pack(services.host_path(ACC_OUT)))
 
 
 def test_am_instrument_accuracy_mode_runs_on_the_host(tmp_path: Path, bench_tflite: Path) -> None:
@@ -143,9 +145,9 @@ def test_am_instrument_accuracy_mode_runs_on_the_host(tmp_path: Path, bench_tfli
     assert status == "ok" and result["samples"] == 2 and result["mode"] == "accuracy"
     assert (result["model"], result["inputs"], result["outputs"]) == ("/data/local/tmp/m.tflite", ACC_IN, ACC_OUT)
     assert result["device"]["model"] == "BlitzMask Emulated"
-    assert list(_acc_outputs(services)) == ["img0.0.npy", "img1.0.npy"]
-    gone, _ = _accuracy(services, bench_tflite, inputs="/data/local/tmp/nowhere")
-    assert gone["error"] == "inputs folder not found: /data/local/tmp/nowhere"  # the device's path, not the host's
+    assert list(_acc_outputs(services)) == ["img0.0", "img1.0"]
+    gone, _ = _accuracy(services, bench_tflite, inputs="/data/local/tmp/nowhere.pack")
+    assert gone["error"] == "input pack not found: /data/local/tmp/nowhere.pack"  # the device's path, not the host's
     assert _accuracy(services, bench_tflite, delegate="gpu")[1] == "unsupported_delegate"
     no_outputs, _ = _accuracy(services, bench_tflite, outputs="")
     assert no_outputs["status"] == "error" and "-e outputs" in no_outputs["error"]
@@ -167,8 +169,12 @@ def test_faults_change_that_delegates_outputs_only(tmp_path: Path, bench_tflite:
         diff = np.abs(got[name] - expected)
         if kind == "zero":
             assert not got[name].any()
-        else:
-            assert 0 < diff.max() < 0.5 * np.abs(expected).max(), (kind, diff.max())
+        elif kind == "noise":  # N(0, NOISE_STD · the tensor's spread)
+            sigma = emulated_faults.NOISE_STD * expected.std()
+            noise = got[name] - expected
+            assert 0.8 * sigma < noise.std() < 1.2 * sigma and diff.max() < 6 * sigma, (noise.std(), sigma)
+        else:  # fp16 inputs: the float outputs move a little
+            assert 0 < diff.max() < 0.01 * np.abs(expected).max(), diff.max()
     assert _accuracy(faulty, bench_tflite, delegate="cpu")[1] == "ok"  # another delegate computes right
     cpu = _acc_outputs(faulty)
     _accuracy(clean, bench_tflite, delegate="cpu")
@@ -179,14 +185,13 @@ def test_faults_change_that_delegates_outputs_only(tmp_path: Path, bench_tflite:
 
 
 def test_noise_on_integer_outputs_moves_them_by_whole_steps() -> None:
-    from tests.support.emulated import faults
-
     heads = np.array([[-128, -1, 0, 5, 127] * 40], dtype=np.int8)
-    noisy = faults._FAULTS["noise"]("s.1.npy", heads)
-    sigma = faults.NOISE_STD * heads.std()  # ≈ 4.3 steps
-    assert noisy.dtype == np.int8 and (noisy != heads).any() and np.abs(noisy.astype(int) - heads).max() <= 6 * sigma
-    assert np.array_equal(faults._FAULTS["zero"]("s.1.npy", heads), heads)  # zero: only output 0
-    assert not faults._FAULTS["zero"]("s.0.npy", heads).any()
+    noisy = emulated_faults._FAULTS["noise"]("s.1", heads)
+    sigma = emulated_faults.NOISE_STD * heads.std()  # ≈ 24 steps
+    steps = noisy.astype(int) - heads
+    assert noisy.dtype == np.int8 and (steps != 0).any() and np.abs(steps).max() <= 6 * sigma
+    assert np.array_equal(emulated_faults._FAULTS["zero"]("s.1", heads), heads)  # zero: only output 0
+    assert not emulated_faults._FAULTS["zero"]("s.0", heads).any()
 
 
 @pytest.mark.parametrize(

@@ -1,30 +1,44 @@
 """`blitzmask validate EXPORT --device`: the AP of every .tflite file measured on the emulated phone equals its host
-AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, and a
-delegate the device lacks is one line. Skipped when the emulated device is not available here.
+AP with parity 0, a rerun measures nothing again, a faulty delegate's drop is reported and fails the gate, a
+delegate the device lacks is one line, an unplug keeps what was measured and a rerun finishes the rest, and an app
+too old for tensor packs is refused in one line. Skipped when the emulated device is not available here.
 
-The fixture's model is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and
-no drop can exceed the card's budgets: a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
-makes the drop, and the gate checks it against a budgets file of zero drops."""
+`tiny_export` is untrained (mask AP about 0.002 points), so noise on its outputs moves its AP either way and no drop
+can exceed the card's budgets: there a zeroed heatmap (the `zero` fault, on the CPU delegate of the same device)
+makes the drop, checked against a budgets file of zero drops. `trained_export` has a real AP, which the `noise`
+fault drops beyond the card's own budget."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from blitzmask_deploy.bench.adb import AndroidDevice
+from blitzmask_deploy.bench.protocol import APP_VERSION_CODE, PACKAGE
+from tests.conftest import cli_command, run_cli
+from tests.support.fake_apk import write_apk
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 IMAGES = 8
 
 
+def _args(export: Path, data: Path, device, store: Path, delegates: str = "xnnpack", apk: Path | None = None):
+    """The arguments of `validate EXPORT --device` on the emulated `device`, JSON out."""
+    return [
+        "validate", export, "--data", data, "--device", device.serial, "--adb", device.adb_address,
+        *(("--apk", apk) if apk else ()), "--delegate", delegates, "--threads", 2, "--images", IMAGES, "--store",
+        store, "--json",
+    ]  # fmt: skip
+
+
 def _validate(export: Path, data: Path, device, apk: Path, store: Path, delegates: str = "xnnpack"):
-    return run_cli(
-        "validate", export, "--data", data, "--device", device.serial, "--adb", device.adb_address, "--apk", apk,
-        "--delegate", delegates, "--threads", 2, "--images", IMAGES, "--store", store, "--json",
-    )  # fmt: skip
+    return run_cli(*_args(export, data, device, store, delegates, apk))
 
 
 def _attempts(store: Path) -> list[tuple]:
@@ -92,3 +106,100 @@ def test_a_faulty_delegate_drops_the_device_ap_and_fails_the_gate(
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "report" / "report.html").read_text()
     assert "Accuracy on devices" in page and page.count("<td>tflite-") >= 9
+
+
+FIGURES = ("status", "mask_ap", "host_ap", "reference_ap", "parity", "parity_mean", "delegate_applied")
+
+
+def test_an_unplug_keeps_what_was_measured_and_a_rerun_measures_only_the_rest(
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _validate(tiny_export, synth_dataset, emulated_device, apk, tmp_path / "whole.sqlite", "xnnpack,cpu")
+    assert whole.returncode == 0, whole.stderr
+    expected = {(c["precision"], c["delegate"]): {k: c[k] for k in FIGURES} for c in json.loads(whole.stdout)["cells"]}
+    services, runner = emulated_device.services, emulated_device.services.accuracy_runner
+    second = threading.Event()
+    runs = []
+
+    def unplugged_during_the_second_cell(*args, **kwargs) -> dict:
+        runs.append(args)
+        if len(runs) == 2:
+            second.set()
+            time.sleep(5)  # the cable is pulled meanwhile: this answer reaches nobody
+        return runner(*args, **kwargs)
+
+    monkeypatch.setattr(services, "accuracy_runner", unplugged_during_the_second_cell)
+    store = tmp_path / "results.sqlite"
+    command = cli_command(*_args(tiny_export, synth_dataset, emulated_device, store, "xnnpack,cpu", apk))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert second.wait(180), "the second cell never started"
+        emulated_device.unplug()
+        out, err = proc.communicate(timeout=180)
+    finally:
+        emulated_device.replug()
+    monkeypatch.undo()
+    assert proc.returncode == 1, err
+    cut = json.loads(out)
+    assert (cut["done"], cut["pending"], cut["failed"], cut["ran"]) == (1, 5, 0, 1)
+    assert list(cut["devices_stopped"]) == [emulated_device.serial]
+    gone = [line for line in err.splitlines() if line.startswith(f"device {emulated_device.serial} ")]
+    assert len(gone) == 1 and gone[0].endswith(": 5 cells pending: rerun to finish"), err
+    (kept,) = [c for c in cut["cells"] if c["status"] == "done"]
+    assert {k: kept[k] for k in FIGURES} == expected[kept["precision"], kept["delegate"]]
+    measured = {key: (attempts, finished) for key, attempts, finished in _attempts(store) if finished}
+    again = _validate(tiny_export, synth_dataset, emulated_device, apk, store, "xnnpack,cpu")
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert (rerun["ran"], rerun["skipped"], rerun["done"]) == (5, 1, 6)
+    assert {(c["precision"], c["delegate"]): {k: c[k] for k in FIGURES} for c in rerun["cells"]} == expected
+    after = {key: (attempts, finished) for key, attempts, finished in _attempts(store)}
+    assert len(measured) == 1 and all(after[key] == row for key, row in measured.items())  # not measured again
+
+
+def test_noise_drops_a_trained_models_device_ap_and_fails_the_default_gate(
+    emulated_device, faulty_emulated_device, apk: Path, trained_export: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, export = trained_export
+    store = tmp_path / "results.sqlite"
+    clean = _validate(export, data, emulated_device, apk, store)
+    assert clean.returncode == 0, clean.stderr
+    (exact,) = json.loads(clean.stdout)["cells"]
+    assert exact["host_ap"] > 0.3 and exact["mask_ap"] == exact["host_ap"]  # a model with real AP, computed right
+    noisy = _validate(export, data, faulty_emulated_device, apk, store)  # its XNNPACK adds noise to every output
+    assert noisy.returncode == 1, noisy.stderr
+    (cell,) = json.loads(noisy.stdout)["cells"]
+    assert cell["status"] == "done" and cell["host_ap"] == exact["host_ap"] and cell["mask_ap"] < cell["host_ap"]
+    drop = cell["host_ap_drop"]
+    assert drop == pytest.approx(cell["host_ap"] - cell["mask_ap"]) and drop > cell["budget"]["device_ap_drop_max"]
+    assert cell["budget"]["device_ap_drop_max"] == pytest.approx(0.001)  # models/blitzmask-tiny/numerics.yaml
+    assert cell["failures"] == [f"device AP drop {100 * drop:.2f} > 0.10 points"] and cell["passed"] is False
+    gate = run_cli("gate", store, "--json")  # the card's budgets
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    checks = json.loads(gate.stdout)["checks"]  # the clean phone's cell, then the noisy one's
+    assert [(c["check"], c["file"], c["target"], c["passed"]) for c in checks] == [
+        ("device_ap_drop", "tflite-fp32", "BlitzMask Emulated / xnnpack", passed) for passed in (True, False)
+    ]
+    assert (checks[0]["value"], checks[1]["value"]) == (0, pytest.approx(drop))
+
+
+def test_an_app_without_tensor_packs_is_refused_in_one_line(
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    old = write_apk(tmp_path / "old.apk", PACKAGE, APP_VERSION_CODE - 1, "0.2.0")
+    old.with_name(old.name + ".json").write_text(json.dumps({"package": PACKAGE, "version_code": APP_VERSION_CODE - 1}))
+    phone = AndroidDevice.connect(emulated_device.serial, emulated_device.adb_address, timeout=30)
+    phone.sh(f"pm uninstall {PACKAGE}")
+    try:
+        assert phone.ensure_app(old) == APP_VERSION_CODE - 1
+        store = tmp_path / "results.sqlite"
+        proc = run_cli(*_args(tiny_export, synth_dataset, emulated_device, store))  # no --apk: the old app stays
+    finally:
+        phone.ensure_app(apk)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {emulated_device.serial}: the benchmark app is versionCode {APP_VERSION_CODE - 1}; accuracy mode "
+        f"needs versionCode {APP_VERSION_CODE} or later: pass --apk android_bench/build/blitzmask-bench.apk "
+        "(`make apk`)"
+    ]
+    assert [(attempts, finished) for _, attempts, finished in _attempts(store)] == [(0, None)] * 3  # all pending

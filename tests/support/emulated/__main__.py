@@ -3,7 +3,8 @@
 `start WORKDIR [--fault DELEGATE=KIND ...]` boots the device in a background process, waits until adb lists it as
 `device` and prints `ADB_SERVER SERIAL` (e.g. `127.0.0.1:5137 127.0.0.1:5601`) on stdout, then returns; starting a
 device that is already running prints its address again (it keeps the faults it was started with). `--fault`
-makes that delegate's accuracy-mode outputs wrong: KIND is fp16, noise or zero (see faults.py). `stop WORKDIR`
+makes that delegate's accuracy-mode outputs wrong: KIND is fp16 (computed in half precision), noise (N(0, 0.3 × each
+output's standard deviation) added) or zero (the first output all zeros); see faults.py. `stop WORKDIR`
 stops it (and its private adb server). The background process logs to WORKDIR/emulated-device.log. Exit codes:
 0 ok, 1 the device failed to start, 2 bad usage.
 """
@@ -133,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="DELEGATE=KIND",
-        help="accuracy mode of DELEGATE computes wrong: KIND is fp16, noise or zero (repeatable)",
+        help=(
+            "accuracy mode of DELEGATE computes wrong (repeatable): KIND is fp16 (half precision), noise "
+            "(N(0, 0.3 x each output's std) added) or zero (output 0 all zeros)"
+        ),
     )
     args = parser.parse_args(argv)
     try:

@@ -5,7 +5,7 @@ their arguments through a spool directory (see rootfs/shims/hostcall) and this w
 `bench.local.run_local_benchmark`) gets the model's host path, the device's fake thermal / cpufreq trees and the
 device record from its build.prop; the shim prints the standard instrumentation lines and the result JSON is
 written to the `-e out` path inside the device. In accuracy mode (`-e mode accuracy`) the accuracy runner (by
-default `bench.local.run_local_accuracy`) reads the inputs folder and writes the output tensors inside the device,
+default `bench.local.run_local_accuracy`) reads the input pack and writes the output pack inside the device,
 through the fault of the requested delegate when one is switched on (faults.py).
 """
 
@@ -298,7 +298,7 @@ class DeviceServices:
 
 
 def _device_paths(text: str | None, host: dict[str, Path], device: dict[str, str]) -> str | None:
-    """`text` with the host paths of the device's folders written as the device sees them."""
+    """`text` with the host paths of the device's files written as the device sees them."""
     for key, path in host.items():
         text = text.replace(str(path), device[key]) if text else text
     return text

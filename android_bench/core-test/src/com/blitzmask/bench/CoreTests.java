@@ -1,7 +1,10 @@
 package com.blitzmask.bench;
 
+import java.io.ByteArrayOutputStream;
 import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.lang.reflect.Field;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -231,8 +234,8 @@ public final class CoreTests {
                     int[] shape = NPY_SHAPES[k];
                     byte[] data = pattern(npyBytes(dtype, shape), k);
                     File f = new File(dir, dtype.toLowerCase() + ".npy");
-                    Npy.write(f, dtype, shape, ByteBuffer.wrap(data));
-                    Npy.Array back = Npy.read(f);
+                    writeNpy(f, dtype, shape, data);
+                    Npy.Array back = Npy.parse(Files.readAllBytes(f.toPath()));
                     eq(dtype, back.dtype, "dtype");
                     check(Arrays.equals(shape, back.shape), "shape " + Arrays.toString(back.shape));
                     byte[] got = new byte[back.data.remaining()];
@@ -243,12 +246,12 @@ public final class CoreTests {
                 }
                 raises(IOException.class, new Case() {
                     public void run() throws Exception {
-                        Npy.write(new File(tmp, "x.npy"), "INT64", new int[] {1}, ByteBuffer.allocate(8));
+                        Npy.write(new ByteArrayOutputStream(), "INT64", new int[] {1}, ByteBuffer.allocate(8));
                     }
                 }, "int64 not written");
                 raises(IOException.class, new Case() {
                     public void run() throws Exception {
-                        Npy.write(new File(tmp, "x.npy"), "INT8", new int[] {3}, ByteBuffer.allocate(2));
+                        Npy.write(new ByteArrayOutputStream(), "INT8", new int[] {3}, ByteBuffer.allocate(2));
                     }
                 }, "size mismatch");
                 emit("npy_files", Json.write(written));
@@ -292,6 +295,90 @@ public final class CoreTests {
                         check(e.getMessage().contains(why[i]), i + ": " + e.getMessage());
                     }
                 }
+            }
+        });
+        cases.put("pack_round_trip", new Case() {
+            public void run() throws Exception {
+                File f = new File(tmp, "pack/t.pack");
+                f.getParentFile().mkdirs();
+                Pack.Writer w = new Pack.Writer(f, PACK_NAMES.length);
+                for (int k = 0; k < PACK_NAMES.length; k++) {
+                    String dtype = Npy.DTYPES.get(k);
+                    w.add(PACK_NAMES[k], dtype, NPY_SHAPES[k], ByteBuffer.wrap(pattern(npyBytes(dtype, NPY_SHAPES[k]), k))
+                            .asReadOnlyBuffer());  // read-only, as LiteRT's outputs are
+                }
+                w.finish();
+                w.close();
+                Pack.Reader r = new Pack.Reader(f);
+                eq(PACK_NAMES.length, r.count, "count");
+                for (int k = 0; k < PACK_NAMES.length; k++) {
+                    Pack.Entry e = r.next();
+                    eq(PACK_NAMES[k], e.name, "name");
+                    eq(Npy.DTYPES.get(k), e.array.dtype, "dtype");
+                    check(Arrays.equals(NPY_SHAPES[k], e.array.shape), "shape");
+                    byte[] got = new byte[e.array.data.remaining()];
+                    e.array.data.get(got);
+                    check(Arrays.equals(pattern(npyBytes(e.array.dtype, e.array.shape), k), got), "bytes " + k);
+                }
+                eq(null, r.next(), "no more");
+                r.close();
+                Map<String, Object> files = new LinkedHashMap<String, Object>();
+                files.put("pack", f.getPath());
+                emit("pack_file", Json.write(files));
+            }
+        });
+        cases.put("pack_rejects_bad_packs", new Case() {
+            public void run() throws Exception {
+                File good = new File(tmp, "pack/good.pack");
+                Pack.Writer w = new Pack.Writer(good, 2);
+                w.add("a", "INT8", new int[] {2}, ByteBuffer.wrap(new byte[] {1, 2}));
+                w.add("b", "INT8", new int[] {3}, ByteBuffer.wrap(new byte[] {3, 4, 5}));
+                w.finish();
+                w.close();
+                byte[] ok = Files.readAllBytes(good.toPath());
+                byte[] version = ok.clone();
+                version[7] = 2;
+                byte[] count = ok.clone();
+                count[8] = 3;
+                byte[] name = ok.clone();
+                name[14] = '$';
+                byte[][] bad = {"garbage".getBytes(StandardCharsets.US_ASCII), version, Arrays.copyOf(ok, ok.length - 1),
+                    Arrays.copyOf(ok, ok.length + 1), count, name};
+                String[] why = {"bad0.pack: not a tensor pack", "bad1.pack: tensor pack version 2",
+                    "bad2.pack: record 1 (b): holds 2 data bytes; its header says 3",
+                    "bad3.pack: bytes after its 2 records", "bad4.pack: record 2: truncated", "bad5.pack: record 0: "};
+                for (int i = 0; i < bad.length; i++) {
+                    File f = new File(tmp, "pack/bad" + i + ".pack");
+                    Files.write(f.toPath(), bad[i]);
+                    try {
+                        Pack.Reader r = new Pack.Reader(f);
+                        while (r.next() != null) {
+                            continue;
+                        }
+                        throw new AssertionError("accepted bad pack " + i);
+                    } catch (IOException e) {
+                        check(e.getMessage().startsWith(why[i]), i + ": " + e.getMessage());
+                    }
+                }
+                final Pack.Writer short1 = new Pack.Writer(new File(tmp, "pack/short.pack"), 2);
+                short1.add("x", "INT8", new int[] {1}, ByteBuffer.wrap(new byte[1]));
+                raises(IOException.class, new Case() {
+                    public void run() throws Exception {
+                        short1.finish();
+                    }
+                }, "fewer tensors than announced");
+                raises(IOException.class, new Case() {
+                    public void run() throws Exception {
+                        short1.add("x y", "INT8", new int[] {1}, ByteBuffer.wrap(new byte[1]));
+                    }
+                }, "a name the driver cannot take");
+                short1.add("y", "INT8", new int[] {1}, ByteBuffer.wrap(new byte[1]));
+                raises(IOException.class, new Case() {
+                    public void run() throws Exception {
+                        short1.add("z", "INT8", new int[] {1}, ByteBuffer.wrap(new byte[1]));
+                    }
+                }, "more tensors than announced");
+                short1.close();
             }
         });
         cases.put("stats_nearest_rank", new Case() {
@@ -466,6 +553,8 @@ public final class CoreTests {
     // ---- .npy files -----------------------------------------------------------------------------------------
 
     static final int[][] NPY_SHAPES = {{2, 3, 4}, {5}, {1, 4, 4, 3}, {}, {3, 2}};
+    /** The names of CoreTests.pack_round_trip's tensors, one per dtype (NPY_SHAPES, pattern(k)). */
+    static final String[] PACK_NAMES = {"img.7", "b", "x_1", "s-0", "Last.2"};
 
     static int npyBytes(String dtype, int[] shape) {
         int n = dtype.equals("FLOAT32") || dtype.equals("INT32") ? 4 : dtype.equals("FLOAT16") ? 2 : 1;
@@ -502,7 +591,24 @@ public final class CoreTests {
 
     static void writeNpy(File f, String dtype, int[] shape, byte[] data) throws IOException {
         f.getParentFile().mkdirs();
-        Npy.write(f, dtype, shape, ByteBuffer.wrap(data));
+        OutputStream out = new FileOutputStream(f);
+        try {
+            Npy.write(out, dtype, shape, ByteBuffer.wrap(data));
+        } finally {
+            out.close();
+        }
+    }
+
+    /** A pack of INT8 (1, 4, 4, 3) inputs named {@code names}, each the pattern of its name's first letter. */
+    static File inputPack(File f, String... names) throws IOException {
+        f.getParentFile().mkdirs();
+        Pack.Writer w = new Pack.Writer(f, names.length);
+        for (String name : names) {
+            w.add(name, "INT8", new int[] {1, 4, 4, 3}, ByteBuffer.wrap(pattern(48, name.charAt(0))));
+        }
+        w.finish();
+        w.close();
+        return f;
     }
 
     // ---- without a runtime ---------------------------------------------------------------------------------
@@ -678,38 +784,39 @@ public final class CoreTests {
         });
         cases.put("accuracy_end_to_end", new Case() {
             public void run() throws Exception {
-                File in = new File(tmp, "acc/in");
-                File out = new File(tmp, "acc/out");
-                for (String stem : new String[] {"b", "a", "c.1"}) {
-                    writeNpy(new File(in, stem + ".npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, stem.charAt(0)));
-                }
-                write(new File(in, "notes.txt"), "not an input");
-                new File(in, "folder.npy").mkdirs();
+                File in = inputPack(new File(tmp, "acc/in.pack"), "b", "c.1", "a");
+                File out = new File(tmp, "acc/out/o.pack");
                 ResultBuilder r = accuracyRun("acc", "cpu", ACC_MODEL, in, out);
                 eq("ok", r.status(), "status (" + r.get("error") + ")");
-                eq(3, r.get("samples"), "every .npy file, nothing else");
+                eq(3, r.get("samples"), "every input");
                 eq(3, ((List<?>) r.get("samples_ms")).size(), "ms per sample");
                 eq("cpu", r.get("delegate_applied"), "applied");
                 Object opts = fakeStatic("org.tensorflow.lite.Interpreter", "lastOptions");
                 eq(2, opts.getClass().getField("threads").get(opts), "threads passed");
-                String[] names = out.list();
-                Arrays.sort(names);
-                eq(Arrays.asList("a.0.npy", "a.1.npy", "a.2.npy", "b.0.npy", "b.1.npy", "b.2.npy", "c.1.0.npy",
-                        "c.1.1.npy", "c.1.2.npy"), Arrays.asList(names), "one file per sample and output");
-                Npy.Array heat = Npy.read(new File(out, "a.0.npy"));
+                Pack.Reader outputs = new Pack.Reader(out);
+                List<String> names = new ArrayList<String>();
+                Map<String, Npy.Array> byName = new HashMap<String, Npy.Array>();
+                for (Pack.Entry e = outputs.next(); e != null; e = outputs.next()) {
+                    names.add(e.name);
+                    byName.put(e.name, e.array);
+                }
+                outputs.close();
+                eq(Arrays.asList("b.0", "b.1", "b.2", "c.1.0", "c.1.1", "c.1.2", "a.0", "a.1", "a.2"), names,
+                        "one tensor per input and output, in the input pack's order");
+                Npy.Array heat = byName.get("a.0");
                 eq("FLOAT32", heat.dtype, "output dtype");
                 check(Arrays.equals(new int[] {1, 2, 2, 2}, heat.shape), "output shape");
                 byte[] input = pattern(48, 'a');
                 for (int j = 0; j < 32; j++) {
                     eq((byte) (input[j] + 1), heat.data.get(j), "output 0 byte " + j);
                 }
-                eq((byte) (input[2] + 3), Npy.read(new File(out, "a.2.npy")).data.get(2), "output 2");
-                // the last file run was the last by name: the fake's checksum is of c.1's bytes
+                eq((byte) (input[2] + 3), byName.get("a.2").data.get(2), "output 2");
+                // the last input run was the pack's last (a), not the last by name (c.1)
                 long sum = 0;
-                for (byte x : pattern(48, 'c')) {
+                for (byte x : input) {
                     sum += x & 0xff;
                 }
-                eq(sum, fakeStatic("org.tensorflow.lite.Interpreter", "lastChecksum"), "sorted by name");
+                eq(sum, fakeStatic("org.tensorflow.lite.Interpreter", "lastChecksum"), "in pack order");
                 Map<String, Object> files = new LinkedHashMap<String, Object>();
                 files.put("inputs", in.getPath());
                 files.put("outputs", out.getPath());
@@ -719,59 +826,76 @@ public final class CoreTests {
         });
         cases.put("accuracy_gpu_falls_back", new Case() {
             public void run() throws Exception {
-                File in = new File(tmp, "accg/in");
-                writeNpy(new File(in, "x.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
-                ResultBuilder r = accuracyRun("accg", "gpu", ACC_MODEL, in, new File(tmp, "accg/out"));
+                File in = inputPack(new File(tmp, "accg/in.pack"), "x");
+                File out = new File(tmp, "accg/out.pack");
+                ResultBuilder r = accuracyRun("accg", "gpu", ACC_MODEL, in, out);
                 eq("ok", r.status(), "status");
                 eq("cpu", r.get("delegate_applied"), "applied");
                 eq(true, r.get("fallback"), "fallback");
-                check(new File(tmp, "accg/out/x.2.npy").isFile(), "outputs written on the CPU");
-                ResultBuilder qnn = accuracyRun("accq", "qnn", ACC_MODEL, in, new File(tmp, "accq/out"));
+                Pack.Reader outputs = new Pack.Reader(out);
+                eq(3, outputs.count, "outputs written on the CPU");
+                outputs.close();
+                ResultBuilder qnn = accuracyRun("accq", "qnn", ACC_MODEL, in, new File(tmp, "accq/out.pack"));
                 eq("unsupported_delegate", qnn.status(), "qnn");
             }
         });
-        cases.put("accuracy_mismatch_names_the_file", new Case() {
+        cases.put("accuracy_mismatch_names_the_input", new Case() {
             public void run() throws Exception {
-                File in = new File(tmp, "accm/in");
-                writeNpy(new File(in, "a.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
-                writeNpy(new File(in, "b_float.npy"), "FLOAT32", new int[] {1, 4, 4, 3}, pattern(192, 2));
-                ResultBuilder r = accuracyRun("accm", "cpu", ACC_MODEL, in, new File(tmp, "accm/out"));
+                File in = new File(tmp, "accm/in.pack");
+                in.getParentFile().mkdirs();
+                Pack.Writer w = new Pack.Writer(in, 2);
+                w.add("a", "INT8", new int[] {1, 4, 4, 3}, ByteBuffer.wrap(pattern(48, 1)));
+                w.add("b_float", "FLOAT32", new int[] {1, 4, 4, 3}, ByteBuffer.wrap(pattern(192, 2)));
+                w.finish();
+                w.close();
+                ResultBuilder r = accuracyRun("accm", "cpu", ACC_MODEL, in, new File(tmp, "accm/out.pack"));
                 eq("error", r.status(), "status");
                 String error = (String) r.get("error");
-                check(error.contains("b_float.npy") && error.contains("float32 (1, 4, 4, 3)")
-                        && error.contains("int8 (1, 4, 4, 3)"), error);
-                eq(1, r.get("samples"), "stopped at the bad file");
-                File shape = new File(tmp, "accs/in");
-                writeNpy(new File(shape, "s.npy"), "INT8", new int[] {4, 4, 3}, pattern(48, 1));
-                String e2 = (String) accuracyRun("accs", "cpu", ACC_MODEL, shape, new File(tmp, "accs/out"))
+                check(error.equals("b_float: float32 (1, 4, 4, 3) does not match the model's input int8 (1, 4, 4, 3)"),
+                        error);
+                eq(1, r.get("samples"), "stopped at the bad input");
+                File shape = new File(tmp, "accs/in.pack");
+                shape.getParentFile().mkdirs();
+                Pack.Writer s3 = new Pack.Writer(shape, 1);
+                s3.add("s", "INT8", new int[] {4, 4, 3}, ByteBuffer.wrap(pattern(48, 1)));
+                s3.finish();
+                s3.close();
+                String e2 = (String) accuracyRun("accs", "cpu", ACC_MODEL, shape, new File(tmp, "accs/out.pack"))
                         .get("error");
-                check(e2.contains("s.npy: int8 (4, 4, 3) does not match"), e2);
+                check(e2.startsWith("s: int8 (4, 4, 3) does not match"), e2);
                 emit("accuracy_mismatch", r.toJson());
             }
         });
-        cases.put("accuracy_bad_folders", new Case() {
+        cases.put("accuracy_bad_packs", new Case() {
             public void run() throws Exception {
-                File out = new File(tmp, "accb/out");
-                String missing = (String) accuracyRun("accb1", "cpu", ACC_MODEL, new File(tmp, "nope"), out)
+                File out = new File(tmp, "accb/out.pack");
+                String missing = (String) accuracyRun("accb1", "cpu", ACC_MODEL, new File(tmp, "nope.pack"), out)
                         .get("error");
-                check(missing.contains("inputs folder not found"), missing);
-                File empty = new File(tmp, "accb/empty");
-                empty.mkdirs();
+                check(missing.startsWith("input pack not found: "), missing);
+                File empty = new File(tmp, "accb/empty.pack");
+                empty.getParentFile().mkdirs();
+                new Pack.Writer(empty, 0).close();
                 String none = (String) accuracyRun("accb2", "cpu", ACC_MODEL, empty, out).get("error");
-                check(none.contains("no .npy files"), none);
-                File corrupt = new File(tmp, "accb/corrupt");
-                write(new File(corrupt, "broken.npy"), "garbage");
+                check(none.equals("0 inputs in empty.pack: 1 to 20000 per request"), none);
+                File corrupt = new File(tmp, "accb/broken.pack");
+                write(corrupt, "garbage");
                 String bad = (String) accuracyRun("accb3", "cpu", ACC_MODEL, corrupt, out).get("error");
-                check(bad.equals("broken.npy: not a .npy file"), bad);
-                File in = new File(tmp, "accb/in");
-                writeNpy(new File(in, "a.npy"), "INT8", new int[] {1, 4, 4, 3}, pattern(48, 1));
+                check(bad.equals("broken.pack: not a tensor pack"), bad);
+                File in = inputPack(new File(tmp, "accb/in.pack"), "a", "b");
+                byte[] whole = Files.readAllBytes(in.toPath());
+                File cut = new File(tmp, "accb/cut.pack");
+                Files.write(cut.toPath(), Arrays.copyOf(whole, whole.length - 5));
+                ResultBuilder truncated = accuracyRun("accb4", "cpu", ACC_MODEL, cut, out);
+                String cutError = (String) truncated.get("error");
+                check(cutError.startsWith("cut.pack: record 1 (b): holds 43 data bytes"), cutError);
+                eq(1, truncated.get("samples"), "the first input ran");
                 write(new File(tmp, "accb/file"), "x");
-                String blocked = (String) accuracyRun("accb4", "cpu", ACC_MODEL, in, new File(tmp, "accb/file/out"))
+                String blocked = (String) accuracyRun("accb5", "cpu", ACC_MODEL, in, new File(tmp, "accb/file/o.pack"))
                         .get("error");
-                check(blocked.contains("cannot create the outputs folder"), blocked);
-                String two = (String) accuracyRun("accb5", "cpu", MODEL, in, out).get("error");
+                check(blocked.contains("cannot create the folder of the output pack"), blocked);
+                String two = (String) accuracyRun("accb6", "cpu", MODEL, in, out).get("error");
                 check(two.contains("one input") && two.contains("has 2"), two);
-                String i64 = (String) accuracyRun("accb6", "cpu", "inputs=INT8:1x4x4x3;outputs=INT64:2:ids", in, out)
+                String i64 = (String) accuracyRun("accb7", "cpu", "inputs=INT8:1x4x4x3;outputs=INT64:2:ids", in, out)
                         .get("error");
                 check(i64.contains("output 0 (ids) is INT64"), i64);
             }

@@ -1,26 +1,25 @@
 package com.blitzmask.bench;
 
+import java.io.Closeable;
 import java.io.File;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
- * Accuracy mode: every {@code .npy} input tensor of a folder, sorted by name, run through the model with the
- * requested delegate; each output tensor written raw, in the model's dtype, to
- * {@code OUTPUTS/<input stem>.<output index>.npy} (plain Java, so it runs on the host JVM against a fake runtime).
+ * Accuracy mode: every tensor of the input pack, in pack order, run through the model with the requested delegate;
+ * each output tensor written raw, in the model's dtype, into the output pack as {@code <input name>.<output index>}
+ * (plain Java, so it runs on the host JVM against a fake runtime).
  */
 public final class AccuracyRunner {
-    /** Most input files per request: every sample's ms travels in one binder transaction (the status line). */
+    /** Most inputs per request: every sample's ms travels in one binder transaction (the status line). */
     public static final int MAX_SAMPLES = 20000;
 
-    /** A bad inputs or outputs folder, or a file that does not fit the model; the message names it. */
+    /** A bad input or output pack, or an input that does not fit the model; the message names it. */
     static final class BadInput extends Exception {
         BadInput(String message) {
             super(message);
@@ -43,11 +42,13 @@ public final class AccuracyRunner {
         this.nativeLibDir = nativeLibDir;
     }
 
-    /** Run every input file of {@code a.inputs}; a missing runtime or a bad file is a status, never a throw. */
+    /** Run every input of the pack {@code a.inputs}; a missing runtime or a bad input is a status, never a throw. */
     public ResultBuilder run(BenchArgs a) {
         ResultBuilder r = ResultBuilder.accuracy(a.model, a.delegate, a.threads, a.inputs, a.outputs);
         r.set("device", device);
         LiteRt.Session session = null;
+        Pack.Reader inputs = null;
+        Pack.Writer outputs = null;
         try {
             LiteRt rt = LiteRt.load(loader);
             r.set("runtime_version", rt.version());
@@ -55,8 +56,7 @@ public final class AccuracyRunner {
             if (!model.isFile() || !model.canRead()) {
                 throw new BadInput("model not found or unreadable: " + a.model);
             }
-            List<File> inputs = inputFiles(new File(a.inputs));
-            File outputs = outputFolder(new File(a.outputs));
+            inputs = openInputs(new File(a.inputs));
             Timer t = Timer.start();
             session = rt.open(model, a.delegate, a.threads, nativeLibDir);
             r.set("init_ms", ResultBuilder.roundUs(t.lapMs()));
@@ -67,11 +67,17 @@ public final class AccuracyRunner {
             }
             r.set("output_tensors", describe(session.outputInfo()));
             checkModel(session, a.model);
+            outputs = openOutputs(new File(a.outputs), inputs.count * session.outputInfo().size());
             List<Double> ms = new ArrayList<Double>();
-            for (File input : inputs) {
-                ms.add(runOne(session, input, outputs));
+            for (Pack.Entry x = next(inputs); x != null; x = next(inputs)) {
+                ms.add(runOne(session, x, outputs, a.outputs));
                 r.set("samples", ms.size());
                 r.set("samples_ms", ms);
+            }
+            try {
+                outputs.finish();
+            } catch (IOException e) {
+                throw new BadInput("cannot write the output pack " + a.outputs + ": " + e.getMessage());
             }
             r.set("status", "ok");
         } catch (BadInput e) {
@@ -79,6 +85,8 @@ public final class AccuracyRunner {
         } catch (Throwable e) {
             BenchRunner.fail(r, e);
         } finally {
+            closeQuietly(inputs);
+            closeQuietly(outputs);
             if (session != null) {
                 session.close();
             }
@@ -87,44 +95,55 @@ public final class AccuracyRunner {
         return r;
     }
 
-    /** The .npy files of {@code dir}, sorted by name. */
-    static List<File> inputFiles(File dir) throws BadInput {
-        if (!dir.isDirectory()) {
-            throw new BadInput("inputs folder not found: " + dir);
+    /** The input pack, its header read: 1 to MAX_SAMPLES tensors. */
+    static Pack.Reader openInputs(File pack) throws BadInput {
+        if (!pack.isFile()) {
+            throw new BadInput("input pack not found: " + pack);
         }
-        File[] all = dir.listFiles();
-        if (all == null) {
-            throw new BadInput("cannot list the inputs folder " + dir);
+        Pack.Reader reader;
+        try {
+            reader = new Pack.Reader(pack);
+        } catch (IOException e) {
+            throw new BadInput(e.getMessage());
         }
-        List<File> files = new ArrayList<File>();
-        for (File f : all) {
-            if (f.isFile() && f.getName().endsWith(".npy") && f.getName().length() > 4) {
-                files.add(f);
-            }
+        if (reader.count < 1 || reader.count > MAX_SAMPLES) {
+            closeQuietly(reader);
+            throw new BadInput(reader.count + " inputs in " + pack.getName() + ": 1 to " + MAX_SAMPLES
+                    + " per request");
         }
-        if (files.isEmpty()) {
-            throw new BadInput("no .npy files in the inputs folder " + dir);
-        }
-        if (files.size() > MAX_SAMPLES) {
-            throw new BadInput(files.size() + " input files in " + dir + ": at most " + MAX_SAMPLES + " per request");
-        }
-        Collections.sort(files, new Comparator<File>() {
-            @Override
-            public int compare(File x, File y) {
-                return x.getName().compareTo(y.getName());
-            }
-        });
-        return files;
+        return reader;
     }
 
-    private static File outputFolder(File dir) throws BadInput {
-        if (!dir.isDirectory() && !dir.mkdirs()) {
-            throw new BadInput("cannot create the outputs folder " + dir);
+    private static Pack.Entry next(Pack.Reader inputs) throws BadInput {
+        try {
+            return inputs.next();
+        } catch (IOException e) {
+            throw new BadInput(e.getMessage());
         }
-        if (!dir.canWrite()) {
-            throw new BadInput("cannot write the outputs folder " + dir);
+    }
+
+    /** The output pack for {@code count} tensors (its folder made when missing). */
+    private static Pack.Writer openOutputs(File pack, int count) throws BadInput {
+        File folder = pack.getAbsoluteFile().getParentFile();
+        if (folder != null && !folder.isDirectory() && !folder.mkdirs()) {
+            throw new BadInput("cannot create the folder of the output pack " + pack);
         }
-        return dir;
+        try {
+            return new Pack.Writer(pack, count);
+        } catch (IOException e) {
+            throw new BadInput("cannot write the output pack " + pack + ": " + e.getMessage());
+        }
+    }
+
+    private static void closeQuietly(Closeable c) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (IOException e) {
+            // the status already says what went wrong, or the pack was finished
+        }
     }
 
     /** One input tensor, and every output tensor a .npy writer can hold. */
@@ -142,31 +161,24 @@ public final class AccuracyRunner {
         }
     }
 
-    /** Run one input file and write its outputs → the inference's ms. */
-    private static double runOne(LiteRt.Session session, File input, File outputs) throws Exception {
-        Npy.Array x;
-        try {
-            x = Npy.read(input);
-        } catch (IOException e) {
-            throw new BadInput(input.getName() + ": " + e.getMessage());
-        }
+    /** Run one input tensor and append its outputs to the output pack → the inference's ms. */
+    private static double runOne(LiteRt.Session session, Pack.Entry x, Pack.Writer outputs, String path)
+            throws Exception {
         LiteRt.TensorInfo want = session.inputInfo().get(0);
-        if (!x.dtype.equals(want.dtype) || !Arrays.equals(x.shape, want.shape)) {
-            throw new BadInput(input.getName() + ": " + Npy.describe(x.dtype, x.shape)
+        if (!x.array.dtype.equals(want.dtype) || !Arrays.equals(x.array.shape, want.shape)) {
+            throw new BadInput(x.name + ": " + Npy.describe(x.array.dtype, x.array.shape)
                     + " does not match the model's input " + Npy.describe(want.dtype, want.shape));
         }
-        session.setInput(0, x.data);
+        session.setInput(0, x.array.data);
         Timer t = Timer.start();
         session.run();
         double ms = ResultBuilder.roundUs(t.lapMs());
-        String stem = input.getName().substring(0, input.getName().length() - ".npy".length());
         List<LiteRt.TensorInfo> outs = session.outputInfo();
         for (int i = 0; i < outs.size(); i++) {
-            File out = new File(outputs, stem + "." + i + ".npy");
             try {
-                Npy.write(out, outs.get(i).dtype, outs.get(i).shape, session.output(i));
+                outputs.add(x.name + "." + i, outs.get(i).dtype, outs.get(i).shape, session.output(i));
             } catch (IOException e) {
-                throw new BadInput("cannot write " + out + ": " + e.getMessage());
+                throw new BadInput("cannot write the output pack " + path + ": " + e.getMessage());
             }
         }
         return ms;

@@ -11,7 +11,7 @@ public final class BenchArgs {
     public static final List<String> DELEGATES =
             Collections.unmodifiableList(Arrays.asList("cpu", "xnnpack", "gpu", "nnapi", "qnn"));
 
-    /** Modes: "timing" (the default) measures speed, "accuracy" writes the outputs of a folder of inputs. */
+    /** Modes: "timing" (the default) measures speed, "accuracy" writes the outputs of a pack of inputs. */
     public static final List<String> MODES = Collections.unmodifiableList(Arrays.asList("timing", "accuracy"));
 
     /** Most timed runs per cell: every run's ms travels in one binder transaction (the status line). */
@@ -37,7 +37,7 @@ public final class BenchArgs {
     public final double targetFps;
     /** Where to write the result JSON; null: status line only. */
     public final String out;
-    /** Accuracy mode: the folder of input tensor files and the folder the outputs go to (null in timing mode). */
+    /** Accuracy mode: the pack of input tensors and the pack the outputs go to (null in timing mode). */
     public final String inputs;
     public final String outputs;
 

@@ -10,8 +10,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * {@code am instrument -w -r -e model PATH -e delegate D [-e mode accuracy -e inputs DIR -e outputs DIR] …
- * com.blitzmask.bench/.BenchInstrumentation}: runs one benchmark cell (or, in accuracy mode, a folder of input
+ * {@code am instrument -w -r -e model PATH -e delegate D [-e mode accuracy -e inputs PACK -e outputs PACK] …
+ * com.blitzmask.bench/.BenchInstrumentation}: runs one benchmark cell (or, in accuracy mode, a pack of input
  * tensors), reports the result JSON as the status key {@code blitzmask_result}, writes it to {@code -e out}, and
  * finishes with {@code status=<ok|runtime_missing|unsupported_delegate|error>}.
  */

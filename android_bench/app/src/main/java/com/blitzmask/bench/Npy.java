@@ -1,14 +1,12 @@
 package com.blitzmask.bench;
 
+import java.io.ByteArrayInputStream;
 import java.io.DataInputStream;
-import java.io.File;
-import java.io.FileInputStream;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -16,8 +14,9 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Tensor files in NumPy's {@code .npy} format, version 1.0: little-endian, C order, of the LiteRT dtypes FLOAT32,
- * FLOAT16, INT8, UINT8 and INT32. Files are written byte for byte as {@code numpy.save} writes them (plain Java).
+ * Tensors in NumPy's {@code .npy} format, version 1.0: little-endian, C order, of the LiteRT dtypes FLOAT32,
+ * FLOAT16, INT8, UINT8 and INT32, read from and written to streams (the records of a {@link Pack}) byte for byte as
+ * {@code numpy.save} writes them (plain Java).
  */
 public final class Npy {
     /** LiteRT DataType names this class reads and writes, and their npy descriptors and item sizes. */
@@ -58,36 +57,28 @@ public final class Npy {
         return dtype.toLowerCase(Locale.ROOT) + " " + shapeRepr(shape);
     }
 
-    /** Read a .npy file; IOException with a one-line reason when it is not a version-1.0 file of a known dtype. */
-    public static Array read(File file) throws IOException {
-        long length = file.length();
-        if (length > Integer.MAX_VALUE) {
-            throw new IOException("file too large (" + length + " bytes)");
-        }
-        byte[] bytes = new byte[(int) length];
-        InputStream in = new FileInputStream(file);
-        try {
-            new DataInputStream(in).readFully(bytes);
-        } finally {
-            in.close();
-        }
-        return parse(bytes);
-    }
-
-    /** Parse the bytes of a .npy file. */
-    static Array parse(byte[] b) throws IOException {
-        if (b.length < PREFIX || !Arrays.equals(Arrays.copyOf(b, MAGIC.length), MAGIC)) {
+    /**
+     * Read one .npy record from a stream, exactly its bytes; IOException with a one-line reason when it is not a
+     * version-1.0 file of a known dtype (or the stream ends inside it).
+     */
+    public static Array read(DataInputStream in) throws IOException {
+        byte[] prefix = new byte[PREFIX];
+        int got = readUpTo(in, prefix);
+        if (got < MAGIC.length || !Arrays.equals(Arrays.copyOf(prefix, MAGIC.length), MAGIC)) {
             throw new IOException("not a .npy file");
         }
-        if (b[6] != 1 || b[7] != 0) {
-            throw new IOException(".npy version " + (b[6] & 0xff) + "." + (b[7] & 0xff)
+        if (prefix[6] != 1 || prefix[7] != 0) {
+            throw new IOException(".npy version " + (prefix[6] & 0xff) + "." + (prefix[7] & 0xff)
                     + " is not supported (1.0 only)");
         }
-        int headerLength = (b[8] & 0xff) | ((b[9] & 0xff) << 8);
-        if (PREFIX + headerLength > b.length) {
+        if (got < PREFIX) {
             throw new IOException("truncated .npy header");
         }
-        String header = new String(b, PREFIX, headerLength, "ISO-8859-1");
+        byte[] text = new byte[(prefix[8] & 0xff) | ((prefix[9] & 0xff) << 8)];
+        if (readUpTo(in, text) < text.length) {
+            throw new IOException("truncated .npy header");
+        }
+        String header = new String(text, "ISO-8859-1");
         String descr = field(header, DESCR, "descr");
         if (descr.length() == 3 && descr.charAt(0) == '<' && descr.charAt(2) == '1') {
             descr = "|" + descr.substring(1);  // one-byte types have no byte order
@@ -102,16 +93,34 @@ public final class Npy {
         }
         int[] shape = parseShape(field(header, SHAPE, "shape"));
         long expected = elements(shape) * SIZES[kind];
-        long have = b.length - PREFIX - headerLength;
+        if (expected > Integer.MAX_VALUE - 8) {
+            throw new IOException("tensor too large: " + describe(DTYPES.get(kind), shape));
+        }
+        byte[] data = new byte[(int) expected];
+        int have = readUpTo(in, data);
         if (have != expected) {
             throw new IOException("holds " + have + " data bytes; its header says " + expected);
         }
-        ByteBuffer data = ByteBuffer.wrap(b, PREFIX + headerLength, (int) expected).slice();
-        return new Array(DTYPES.get(kind), shape, data.order(ByteOrder.LITTLE_ENDIAN));
+        return new Array(DTYPES.get(kind), shape, ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN));
     }
 
-    /** Write {@code data} (its remaining bytes: little-endian, C order) as a .npy file numpy.load reads. */
-    public static void write(File file, String dtype, int[] shape, ByteBuffer data) throws IOException {
+    /** Parse the bytes of one whole .npy file (no bytes after its data). */
+    static Array parse(byte[] b) throws IOException {
+        DataInputStream in = new DataInputStream(new ByteArrayInputStream(b));
+        Array array = read(in);
+        int extra = in.available();
+        if (extra > 0) {
+            throw new IOException("holds " + (array.data.remaining() + extra) + " data bytes; its header says "
+                    + array.data.remaining());
+        }
+        return array;
+    }
+
+    /**
+     * Write {@code data} (its remaining bytes: little-endian, C order) as one .npy file, byte for byte what
+     * numpy.save writes.
+     */
+    public static void write(OutputStream out, String dtype, int[] shape, ByteBuffer data) throws IOException {
         int kind = DTYPES.indexOf(dtype);
         if (kind < 0) {
             throw new IOException("dtype " + dtype + " cannot be written as .npy");
@@ -120,20 +129,31 @@ public final class Npy {
         if (data.remaining() != expected) {
             throw new IOException(data.remaining() + " bytes for " + describe(dtype, shape) + " (" + expected + ")");
         }
-        FileOutputStream out = new FileOutputStream(file);
-        try {
-            FileChannel channel = out.getChannel();
-            ByteBuffer all = ByteBuffer.wrap(header(DESCRS.get(kind), shape));
-            while (all.hasRemaining()) {
-                channel.write(all);
-            }
-            ByteBuffer body = data.duplicate();
-            while (body.hasRemaining()) {
-                channel.write(body);
-            }
-        } finally {
-            out.close();
+        out.write(header(DESCRS.get(kind), shape));
+        ByteBuffer body = data.duplicate();
+        if (body.hasArray()) {
+            out.write(body.array(), body.arrayOffset() + body.position(), body.remaining());
+            return;
         }
+        byte[] chunk = new byte[Math.min(body.remaining(), 1 << 16)];
+        while (body.hasRemaining()) {
+            int n = Math.min(chunk.length, body.remaining());
+            body.get(chunk, 0, n);
+            out.write(chunk, 0, n);
+        }
+    }
+
+    /** Fill {@code buffer} from {@code in} → how many bytes it got (fewer only at the end of the stream). */
+    static int readUpTo(InputStream in, byte[] buffer) throws IOException {
+        int got = 0;
+        while (got < buffer.length) {
+            int n = in.read(buffer, got, buffer.length - got);
+            if (n < 0) {
+                break;
+            }
+            got += n;
+        }
+        return got;
     }
 
     /** The magic, version, length and header dict exactly as numpy.save writes them. */

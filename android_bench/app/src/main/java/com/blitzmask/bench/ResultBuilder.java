@@ -13,7 +13,7 @@ import java.util.Map;
  */
 public final class ResultBuilder {
     public static final int SCHEMA = 1;
-    public static final String APP_VERSION = "0.2.0";
+    public static final String APP_VERSION = "0.3.0";
     public static final List<String> STATUSES =
             Collections.unmodifiableList(Arrays.asList("ok", "runtime_missing", "unsupported_delegate", "error"));
     /** Every key of a schema-1 result, in output order. */
