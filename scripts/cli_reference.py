@@ -12,9 +12,12 @@ from typing import Any
 
 import typer
 
-from blitzmask_deploy.cli.app import app
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the CLI of this checkout, whichever package the interpreter would import
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+from blitzmask_deploy.cli.app import app  # noqa: E402
+
+OUT = ROOT / "docs" / "cli.md"
 HEADER = """# Command-line reference
 
 Every command of `blitzmask` (also `python -m blitzmask_deploy`), with its options and their defaults. Commands

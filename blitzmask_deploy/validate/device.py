@@ -332,7 +332,10 @@ class _Measurement:
         )  # fmt: skip
         if result["status"] != "ok":
             raise BadInput(f"{entry.name} on host LiteRT: {result['status']}: {result['error']}")
-        heads = _heads(outputs, result, entry)
+        try:
+            heads = _heads(outputs, result, entry)
+        except ValueError as err:
+            raise BadInput(f"{entry.name} on host LiteRT: {err}") from None
         return heads, self._ap(heads, entry)
 
     def _push(self, device: Device, pack: Path, sha256: str) -> str:
@@ -378,7 +381,9 @@ def _stored_reference_ap(store: ResultStore, digest: str) -> float | None:
 
 def _heads(outputs: dict[str, list[np.ndarray]], result: dict, entry: ExportedFile) -> dict[str, dict[str, np.ndarray]]:
     """{image id: {head: float32 tensor}}: raw outputs in output index order, named and dequantised through the
-    manifest's output specs; ValueError when the file's outputs are not the manifest's."""
+    manifest's output specs; ValueError when the file's outputs are not the manifest's or not finite."""
+    import numpy as np
+
     from blitzmask_deploy.inference.runtimes import dequantize
 
     by_tensor = {spec.tensor or spec.name: spec for spec in entry.outputs}
@@ -387,10 +392,16 @@ def _heads(outputs: dict[str, list[np.ndarray]], result: dict, entry: ExportedFi
     if unknown or len(names) != len(by_tensor):
         raise ValueError(f"output tensors {', '.join(names)} are not the manifest's {', '.join(by_tensor)}")
     specs = [by_tensor[n] for n in names]
-    return {
+    heads = {
         stem: {spec.name: dequantize(array, spec) for spec, array in zip(specs, arrays, strict=True)}
         for stem, arrays in outputs.items()
     }
+    broken = {stem: [n for n, t in tensors.items() if not np.isfinite(t).all()] for stem, tensors in heads.items()}
+    broken = {stem: names for stem, names in broken.items() if names}
+    if broken:
+        which = ", ".join(sorted({name for names in broken.values() for name in names}))
+        raise ValueError(f"non-finite outputs (NaN or inf) in {which} for {len(broken)} of {len(heads)} images")
+    return heads
 
 
 def _parity(

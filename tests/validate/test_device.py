@@ -203,3 +203,30 @@ def test_an_app_without_tensor_packs_is_refused_in_one_line(
         "(`make apk`)"
     ]
     assert [(attempts, finished) for _, attempts, finished in _attempts(store)] == [(0, None)] * 3  # all pending
+
+
+def test_non_finite_device_outputs_fail_their_cell_with_one_line(
+    emulated_device, apk: Path, tiny_export: Path, synth_dataset: Path, tmp_path: Path
+) -> None:
+    """A delegate that returns NaN (fp16 sums that overflow on a GPU) fails its cell, naming the heads; the int8 file,
+    whose outputs cannot be NaN, is measured as usual."""
+    from tests.support.emulated.device import EmulatedDevice, free_port_pair
+
+    port, adb_port = free_port_pair()
+    device = EmulatedDevice(tmp_path / "nan", port=port, adb_port=adb_port, faults={"xnnpack": "nan"})
+    device.start()
+    try:
+        proc = _validate(tiny_export, synth_dataset, device, apk, tmp_path / "results.sqlite")
+    finally:
+        device.stop()
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    by = {c["precision"]: c for c in out["cells"]}
+    assert (out["done"], out["failed"]) == (1, 2) and by["int8"]["status"] == "done"
+    for precision in ("fp32", "fp16"):
+        assert by[precision]["status"] == "failed"
+        heads = "box, coefficients, heatmap, spanning_set"
+        assert by[precision]["error"] == f"non-finite outputs (NaN or inf) in {heads} for {IMAGES} of {IMAGES} images"
+        lines = [line for line in proc.stderr.splitlines() if f"tflite-{precision} on {device.serial}" in line]
+        assert len(lines) == 1 and "non-finite" in lines[0]
+    assert "Traceback" not in proc.stderr

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DELEGATE=KIND",
         help=(
             "accuracy mode of DELEGATE computes wrong (repeatable): KIND is fp16 (half precision), noise "
-            "(N(0, 0.3 x each output's std) added) or zero (output 0 all zeros)"
+            "(N(0, 0.3 x each output's std) added), zero (output 0 all zeros) or nan (one NaN in each float output)"
         ),
     )
     args = parser.parse_args(argv)

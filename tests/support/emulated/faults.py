@@ -9,6 +9,8 @@ phone's delegate can compute differently.
   a trained model's AP drops (8.5 points for the trained blitzmask-tiny of the tests; docs/experiments.md), weak
   enough that its detections survive.
 - `zero`: the first output tensor (index 0) is all zeros (raw zeros, also for int8 tensors).
+- `nan`: one value of every float output tensor is NaN (as a GPU delegate whose fp16 sums overflow); integer
+  tensors are unchanged.
 
 Faults change accuracy mode only; timing results are the host's as they are.
 """
@@ -24,7 +26,7 @@ import numpy as np
 
 from blitzmask_deploy.bench.protocol import DELEGATES, pack_count, read_pack, write_pack
 
-KINDS = ("fp16", "noise", "zero")
+KINDS = ("fp16", "noise", "zero", "nan")
 NOISE_STD = 0.3  # of each output tensor's own standard deviation
 
 
@@ -91,4 +93,12 @@ def _zero(name: str, array: np.ndarray) -> np.ndarray:
     return np.zeros_like(array) if name.rpartition(".")[2] == "0" else array
 
 
-_FAULTS = {"fp16": _fp16, "noise": _noise, "zero": _zero}
+def _nan(name: str, array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind != "f":
+        return array
+    broken = array.copy()
+    broken.flat[broken.size // 2] = np.nan
+    return broken
+
+
+_FAULTS = {"fp16": _fp16, "noise": _noise, "zero": _zero, "nan": _nan}
