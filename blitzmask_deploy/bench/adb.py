@@ -299,7 +299,7 @@ class AndroidDevice:
     ) -> dict:
         """Run one cell with `am instrument`; the pulled result file, else the status line's JSON."""
         out = protocol.remote_result_path(cell_key)
-        self._prepare_result(out)
+        self._prepare_app_file(out)
         command = protocol.instrument_command(
             remote_model,
             delegate=delegate,
@@ -326,14 +326,8 @@ class AndroidDevice:
         self._require_accuracy_app()
         out = protocol.remote_result_path(cell_key)
         pack = protocol.remote_outputs_path(cell_key)
-        self._prepare_result(out)
-        self.sh(
-            protocol.quote_command(["mkdir", "-p", posixpath.dirname(pack)])
-            + " && "
-            + protocol.quote_command(["chmod", "777", posixpath.dirname(pack)])  # the app writes as its own uid
-            + " && "
-            + protocol.quote_command(["rm", "-f", pack])
-        )
+        self._prepare_app_file(out)
+        self._prepare_app_file(pack)
         command = protocol.instrument_command(
             remote_model, delegate=delegate, threads=threads, out=out, mode="accuracy", inputs=remote_inputs,
             outputs=pack,
@@ -354,14 +348,14 @@ class AndroidDevice:
             guarded_call(self.serial, "pull outputs", self._dev.sync.pull, pack, str(local))
             return protocol.collect_outputs(result, protocol.read_pack(local))
 
-    def _prepare_result(self, out: str) -> None:
-        """The result folder writable by the app's uid, no old result file in it."""
+    def _prepare_app_file(self, path: str) -> None:
+        """The folder of `path` writable by the app's uid, no old file at `path`."""
         self.sh(
-            protocol.quote_command(["mkdir", "-p", posixpath.dirname(out)])
+            protocol.quote_command(["mkdir", "-p", posixpath.dirname(path)])
             + " && "
-            + protocol.quote_command(["chmod", "777", posixpath.dirname(out)])  # the app writes as its own uid
+            + protocol.quote_command(["chmod", "777", posixpath.dirname(path)])  # the app writes as its own uid
             + " && "
-            + protocol.quote_command(["rm", "-f", out])
+            + protocol.quote_command(["rm", "-f", path])
         )
 
     def _instrument(self, command: str, out: str, timeout: float) -> dict:

@@ -59,12 +59,7 @@ public final class AccuracyRunner {
             inputs = openInputs(new File(a.inputs));
             Timer t = Timer.start();
             session = rt.open(model, a.delegate, a.threads, nativeLibDir);
-            r.set("init_ms", ResultBuilder.roundUs(t.lapMs()));
-            r.set("delegate_applied", session.delegateApplied);
-            r.set("fallback", session.fallback);
-            if (session.fallback) {
-                System.err.println("blitzmask: " + session.fallbackReason);
-            }
+            r.opened(session, t.lapMs());
             r.set("output_tensors", describe(session.outputInfo()));
             checkModel(session, a.model);
             outputs = openOutputs(new File(a.outputs), inputs.count * session.outputInfo().size());

@@ -70,12 +70,7 @@ public final class BenchRunner {
             r.set("clocks_before", sys.clocks());
             Timer t = Timer.start();
             session = rt.open(model, a.delegate, a.threads, nativeLibDir);
-            r.set("init_ms", ResultBuilder.roundUs(t.lapMs()));
-            r.set("delegate_applied", session.delegateApplied);
-            r.set("fallback", session.fallback);
-            if (session.fallback) {
-                System.err.println("blitzmask: " + session.fallbackReason);
-            }
+            r.opened(session, t.lapMs());
             session.run();
             r.set("first_inference_ms", ResultBuilder.roundUs(t.lapMs()));
             for (int i = 0; i < a.warmup; i++) {

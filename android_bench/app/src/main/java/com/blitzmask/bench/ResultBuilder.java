@@ -111,6 +111,17 @@ public final class ResultBuilder {
         }
     }
 
+    /** Record an opened session: its init time, the delegate it applied and whether it fell back (why: stderr). */
+    public ResultBuilder opened(LiteRt.Session session, double initMs) {
+        set("init_ms", roundUs(initMs));
+        set("delegate_applied", session.delegateApplied);
+        set("fallback", session.fallback);
+        if (session.fallback) {
+            System.err.println("blitzmask: " + session.fallbackReason);
+        }
+        return this;
+    }
+
     /** Set one key; unknown keys and bad statuses are programming errors (IllegalArgumentException). */
     public ResultBuilder set(String key, Object value) {
         if (!keys.contains(key)) {
